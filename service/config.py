@@ -1,0 +1,127 @@
+"""Service settings: one pydantic-settings class, environment variables ``POSE_*``.
+
+No other module reads ``os.environ``; a :class:`Settings` instance is built once at
+start-up and passed down explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class WeightsPolicy(StrEnum):
+    """Which weights ``make models`` / ``ensure`` installs for a registry model."""
+
+    AUTO = "auto"  # official when present or downloadable, else synthetic (with a loud warning)
+    OFFICIAL = "official"  # official only; fail when they cannot be had
+    SYNTHETIC = "synthetic"  # always synthesize (architecture-exact, seeded random weights)
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+def _split_csv(value: object) -> object:
+    """Accept ``"a,b"`` (how env vars arrive) as well as a list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; each is documented in README.md (Configuration)."""
+
+    model_config = SettingsConfigDict(env_prefix="POSE_", extra="ignore", frozen=True)
+
+    # network
+    host: str = Field("0.0.0.0", description="Bind address for HTTP and gRPC.")
+    http_port: int = Field(8000, ge=0, le=65535, description="HTTP API port; /metrics is served on it too.")
+    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC API port; 0 disables gRPC.")
+
+    # models
+    model_repository: Path = Field(Path("./model_repository"), description="Folder of model folders.")
+    model: str = Field("rtmpose-m", min_length=1, description="Default pose model.")
+    detector: str = Field("rtmdet-nano", min_length=1, description="Default person detector.")
+    extra_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Further models to serve beside the defaults (comma-separated); '*' serves every model found.",
+    )
+    weights: WeightsPolicy = Field(WeightsPolicy.AUTO, description="auto | official | synthetic.")
+    device: str | None = Field(
+        None, description="Overrides every model's [instances] device: cpu | cuda | cuda:N | auto."
+    )
+    cpu_threads: int = Field(
+        0, ge=0, le=256, description="Intra-op threads per CPU instance; 0 splits the cores among all instances."
+    )
+    warmup: bool = Field(True, description="Run every preferred batch size once before /readyz turns ready.")
+    download_timeout_s: float = Field(20.0, gt=0, description="Connect/read timeout of model downloads.")
+
+    # request limits
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above).")
+    max_image_pixels: int = Field(
+        50_000_000, ge=64, description="Largest decoded image, width x height (413 above); checked before decoding."
+    )
+    max_batch_images: int = Field(16, ge=1, le=256, description="Most images in one /v1/pose/batch request.")
+    request_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Default deadline of a request; X-Request-Timeout overrides it."
+    )
+    max_people: int = Field(100, ge=1, le=1000, description="Default and upper cap of people per image.")
+    keypoint_threshold: float = Field(
+        0.3, ge=0.0, description="Default score under which a keypoint is reported as not visible."
+    )
+
+    # operations
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Bearer tokens (comma-separated); empty turns auth off."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed by CORS (comma-separated); empty turns CORS off."
+    )
+    log_level: str = Field("INFO", description="DEBUG | INFO | WARNING | ERROR.")
+    log_format: LogFormat = Field(LogFormat.JSON, description="json (one object per line) | text.")
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, le=600, description="On SIGTERM, how long queued and running work may take to finish."
+    )
+
+    @field_validator("extra_models", "api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"POSE_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+        return level
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        from service.devices import parse_device  # local: keeps config import-light
+
+        parse_device(value)  # raises ValueError with an example
+        return value
+
+    def served_models(self) -> list[str]:
+        """Names of the models to load: the defaults first, then ``extra_models`` (``*`` is resolved later)."""
+        names = [self.model, self.detector, *self.extra_models]
+        return list(dict.fromkeys(names))
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (respects affinity and cgroup-limited sched masks)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
