@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         50_000_000, ge=64, description="Largest decoded image, width x height (413 above); checked before decoding."
     )
+    decode_min_side: int = Field(
+        1920,
+        ge=0,
+        description="JPEGs at least twice this long are decoded at 1/2, 1/4 or 1/8 scale (DCT domain) down to this "
+        "long side; keypoints still come back in original pixels. 0 decodes at full size.",
+    )
     max_batch_images: int = Field(16, ge=1, le=256, description="Most images in one /v1/pose/batch request.")
     request_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="Default deadline of a request; X-Request-Timeout overrides it."

@@ -1,0 +1,79 @@
+"""PoseResult -> what clients receive: native JSON, COCO results-file entries, a rendered JPEG."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from service.engine.pipeline import PoseResult
+from service.errors import InvalidOptionsError
+from service.vision.keypoints import KEYPOINT_SETS
+from service.vision.render import draw_people
+
+
+def _round(values: np.ndarray, digits: int = 2) -> list[Any]:
+    return np.round(values.astype(np.float64), digits).tolist()
+
+
+def native(result: PoseResult, *, keypoint_threshold: float) -> dict[str, Any]:
+    """The native response of DESIGN.md (keypoints in original image pixels)."""
+    people = []
+    for i in range(len(result.boxes)):
+        keypoints = result.keypoints[i]
+        people.append(
+            {
+                "bbox": _round(result.boxes[i]),
+                "bbox_score": round(float(result.bbox_scores[i]), 4),
+                "score": round(float(result.scores[i]), 4),
+                "keypoints": np.column_stack(
+                    [np.round(keypoints[:, :2].astype(np.float64), 2), np.round(keypoints[:, 2].astype(np.float64), 4)]
+                ).tolist(),
+                "visible": (keypoints[:, 2] > keypoint_threshold).tolist(),
+            }
+        )
+    return {
+        "image": {"width": result.width, "height": result.height},
+        "model": {
+            "pose": result.pose_model,
+            "detector": result.detector,
+            "keypoints": result.keypoint_set,
+            "weights": result.weights,
+        },
+        "people": people,
+        "timing_ms": {k: round(v, 2) for k, v in result.timing_ms.items()},
+    }
+
+
+def coco(result: PoseResult, *, image_id: int, category_id: int = 1) -> list[dict[str, Any]]:
+    """COCO results-file entries (``COCO.loadRes`` and ``COCOeval`` take them as they are).
+
+    Keypoints are flat x, y, score triplets in the keypoint set's order (COCO-17, or
+    COCO-WholeBody's 133: body, feet, face, left hand, right hand).
+    """
+    return [
+        {
+            "image_id": image_id,
+            "category_id": category_id,
+            "keypoints": np.round(result.keypoints[i].astype(np.float64), 3).reshape(-1).tolist(),
+            "score": round(float(result.scores[i]), 5),
+            "bbox": _round(np.array([*result.boxes[i, :2], *(result.boxes[i, 2:] - result.boxes[i, :2])])),
+        }
+        for i in range(len(result.boxes))
+    ]
+
+
+def render_jpeg(image_bgr: np.ndarray, result: PoseResult, *, keypoint_threshold: float, quality: int = 90) -> bytes:
+    """The image with boxes and skeletons drawn, as JPEG bytes (``image_bgr`` is the decoded image)."""
+    scale = image_bgr.shape[1] / result.width  # the decoded image may be smaller than the original
+    keypoints = result.keypoints.copy()
+    keypoints[..., :2] *= scale
+    canvas = draw_people(
+        image_bgr.copy(), result.boxes * scale, keypoints, KEYPOINT_SETS[result.keypoint_set], keypoint_threshold,
+        bbox_scores=result.bbox_scores,
+    )  # fmt: skip
+    ok, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise InvalidOptionsError("could not encode the rendered image as JPEG")
+    return encoded.tobytes()

@@ -1,0 +1,90 @@
+"""Reading a pose request: the image bytes from any accepted body form, the options, the deadline."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import time
+from typing import Any
+
+from fastapi import Request
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from service.api.schemas import PoseJsonBody, PoseOptions, PoseQuery
+from service.errors import BadRequestError, InvalidOptionsError, UnsupportedMediaTypeError
+
+MAX_TIMEOUT_S = 3600.0
+
+
+def validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+
+
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_images(request: Request, *, max_files: int) -> tuple[list[bytes], dict[str, Any]]:
+    """The image(s) and the body's options, from multipart, JSON (base64) or a raw ``image/*`` body.
+
+    Raises:
+        BadRequestError: a malformed body. UnsupportedMediaTypeError: any other content type.
+    """
+    kind = content_type(request)
+    if kind == "multipart/form-data":
+        form = await request.form(max_files=max_files, max_fields=50)
+        files = [v for key in ("file", "files") for v in form.getlist(key) if isinstance(v, UploadFile)]
+        options = {k: v for k, v in form.items() if k not in ("file", "files") and isinstance(v, str)}
+        if not files:
+            raise BadRequestError("the multipart body has no 'file' part")
+        return [await f.read() for f in files], options
+    if kind == "application/json":
+        try:
+            body = PoseJsonBody.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise BadRequestError(f"bad JSON body: {validation_message(exc)}") from None
+        try:
+            data = base64.b64decode(body.image, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequestError("'image' is not valid base64") from None
+        return [data], body.model_dump(exclude={"image"}, exclude_none=True)
+    if kind.startswith("image/") or kind == "application/octet-stream":
+        return [await request.body()], {}
+    raise UnsupportedMediaTypeError(
+        f"unsupported content type {kind!r}: send multipart/form-data (file), image/*, or application/json"
+    )
+
+
+def merge_options(query: PoseQuery, body: dict[str, Any], *, accept: str = "") -> PoseOptions:
+    """Query parameters overridden by body fields; ``Accept: image/jpeg`` (without JSON) asks for a render.
+
+    Raises:
+        InvalidOptionsError: a value out of range or of the wrong type.
+    """
+    merged = {**query.model_dump(exclude_unset=True), **body}
+    if "image/jpeg" in accept and "application/json" not in accept:
+        merged["render"] = True
+    try:
+        return PoseOptions.model_validate(merged)
+    except ValidationError as exc:
+        raise InvalidOptionsError(validation_message(exc)) from None
+
+
+def deadline(request: Request, default_timeout_s: float) -> float:
+    """``time.monotonic()`` deadline from ``X-Request-Timeout`` (seconds) or the default.
+
+    Raises:
+        BadRequestError: a header that is not a number in (0, 3600].
+    """
+    header = request.headers.get("x-request-timeout")
+    timeout = default_timeout_s
+    if header is not None:
+        try:
+            timeout = float(header)
+        except ValueError:
+            raise BadRequestError(f"X-Request-Timeout must be seconds, e.g. 2.5; got {header!r}") from None
+        if not math.isfinite(timeout) or timeout <= 0 or timeout > MAX_TIMEOUT_S:
+            raise BadRequestError(f"X-Request-Timeout must lie in (0, 3600] seconds; got {header!r}")
+    return time.monotonic() + timeout

@@ -1,0 +1,167 @@
+"""Request options and response shapes of the HTTP API (the OpenAPI schema is generated from them)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Box = Annotated[list[float], Field(min_length=4, max_length=4, description="x1, y1, x2, y2 in image pixels")]
+
+
+class OutputFormat(StrEnum):
+    NATIVE = "native"
+    COCO = "coco"
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str | None = Field(None, max_length=200, description="Pose model to use (default: POSE_MODEL).")
+    detector: str | None = Field(None, max_length=200, description="Person detector (default: POSE_DETECTOR).")
+    max_people: int | None = Field(None, ge=1, le=1000, description="Keep at most this many detections (by score).")
+    bbox_threshold: float | None = Field(None, ge=0.0, le=1.0, description="Detector score threshold.")
+    keypoint_threshold: float | None = Field(
+        None, ge=0.0, le=1000.0, description="Score above which a keypoint counts as visible (default 0.3)."
+    )
+    flip_test: bool | None = Field(None, description="Also run the mirrored crop and average (2x the pose cost).")
+    format: OutputFormat = Field(OutputFormat.NATIVE, description="native, or coco (COCO results-file entries).")
+    image_id: int = Field(0, ge=0, le=2**53, description="image_id written into COCO entries.")
+    render: bool = Field(False, description="Answer image/jpeg with boxes and skeletons drawn.")
+
+
+class PoseQuery(_Options):
+    """Options as query parameters (every input form accepts them)."""
+
+    boxes: str | None = Field(
+        None,
+        max_length=100_000,
+        description="Person boxes as JSON, e.g. [[10,20,200,400]]: skips the detector. Pixels of the original image.",
+    )
+
+
+class PoseOptions(_Options):
+    """Options after merging query parameters with form fields or JSON body fields (the body wins)."""
+
+    boxes: list[Box] | None = Field(None, max_length=1000, description="Person boxes: skips the detector.")
+
+    @field_validator("boxes", mode="before")
+    @classmethod
+    def _boxes_from_json(cls, value: Any) -> Any:
+        if isinstance(value, str | bytes):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"boxes must be JSON like [[x1,y1,x2,y2]]: {exc.msg}") from None
+        return value
+
+
+class PoseJsonBody(BaseModel):
+    """``application/json`` body: the image as base64 plus any option."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    image: str = Field(description="The image file (JPEG, PNG, WebP, BMP, TIFF), base64-encoded.")
+    boxes: list[Box] | None = None
+    model: str | None = None
+    detector: str | None = None
+    max_people: int | None = Field(None, ge=1, le=1000)
+    bbox_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    keypoint_threshold: float | None = Field(None, ge=0.0, le=1000.0)
+    flip_test: bool | None = None
+    format: OutputFormat | None = None
+    image_id: int | None = Field(None, ge=0, le=2**53)
+    render: bool | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_image, queue_full.")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class ImageInfo(BaseModel):
+    width: int
+    height: int
+
+
+class ModelUsed(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    pose: str
+    detector: str | None = Field(description="None when boxes were given.")
+    keypoints: str = Field(description="Keypoint set, e.g. coco17 or wholebody133.")
+    weights: str = Field(description="official | synthetic | custom (synthetic if any model used is).")
+
+
+class Person(BaseModel):
+    bbox: list[float] = Field(description="x1, y1, x2, y2 in original image pixels.")
+    bbox_score: float
+    score: float = Field(description="bbox_score x mean score of the keypoints above 0.2 (MMPose's rescoring).")
+    keypoints: list[list[float]] = Field(description="[x, y, score] per keypoint, in the keypoint set's order.")
+    visible: list[bool] = Field(description="score > keypoint_threshold, per keypoint.")
+
+
+class PoseResponse(BaseModel):
+    image: ImageInfo
+    model: ModelUsed
+    people: list[Person]
+    timing_ms: dict[str, float] = Field(description="decode, detect, pose, total (milliseconds).")
+
+
+class CocoResult(BaseModel):
+    image_id: int
+    category_id: int
+    keypoints: list[float] = Field(description="Flat x, y, score triplets.")
+    score: float
+    bbox: list[float] = Field(description="x, y, width, height.")
+
+
+class BatchItemError(BaseModel):
+    error: ErrorDetail
+
+
+class BatchResponse(BaseModel):
+    results: list[PoseResponse | list[CocoResult] | BatchItemError] = Field(
+        description="One entry per image, in order: a result, or the error of that image."
+    )
+
+
+class BatchingInfo(BaseModel):
+    max_batch_size: int
+    max_queue_delay_ms: float
+    preferred_batch_sizes: list[int]
+    max_queue_size: int
+    queued: int
+
+
+class ModelInfo(BaseModel):
+    name: str
+    task: str
+    family: str
+    keypoints: str | None
+    num_keypoints: int | None
+    input_size: list[int] = Field(description="width, height")
+    weights: str
+    version: int
+    provider: str = Field(description="The ONNX Runtime provider the session really uses.")
+    device: str
+    device_warning: str | None = Field(description="Set when the model runs on CPU although a GPU was asked for.")
+    instances: int
+    threads_per_instance: int
+    static_batch: int | None
+    default: bool
+    batching: BatchingInfo
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+class HealthResponse(BaseModel):
+    status: str

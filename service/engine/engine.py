@@ -1,0 +1,144 @@
+"""The engine: every served model with its instances and Batcher, the Pipeline, readiness, shutdown.
+
+One engine serves both APIs (HTTP and gRPC).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from service import metrics
+from service.config import Settings
+from service.engine.pipeline import Pipeline
+from service.engine.served import ServedModel, load_served_model
+from service.models.repository import ModelRepository
+from service.models.schema import ModelConfigError, Task
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineState:
+    loading: bool = False
+    ready: bool = False
+    closing: bool = False
+    error: str | None = None
+
+
+class Engine:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.repository = ModelRepository(settings.model_repository)
+        self.models: dict[str, ServedModel] = {}
+        self.state = EngineState()
+        self.pipeline = Pipeline(
+            self.models,
+            default_pose=settings.model,
+            default_detector=settings.detector,
+            max_people=settings.max_people,
+        )
+
+    def model_names(self) -> list[str]:
+        names = self.settings.served_models()
+        if "*" in names:
+            names = [n for n in names if n != "*"] + self.repository.names()
+        return list(dict.fromkeys(names))
+
+    def start(self) -> None:
+        """Load every model, warm it up and start its Batcher; blocking (call it off the event loop).
+
+        Raises:
+            ModelNotInstalledError, ModelConfigError, DeviceUnavailableError: the service cannot serve.
+        """
+        self.state.loading = True
+        try:
+            trt_cache = self.settings.model_repository / ".trt_cache"
+            for name in self.model_names():
+                served = load_served_model(self.repository.load(name), self.settings, trt_cache)
+                self.models[name] = served
+                self._announce(served)
+            self._check_defaults()
+            for served in self.models.values():
+                if self.settings.warmup:
+                    seconds = served.warmup()
+                    logger.info("%s warmed up at batch sizes %s in %.2f s", served.name, served.warmup_sizes(), seconds)
+                served.batcher.start()
+            self.state.ready = True
+        except Exception as exc:
+            self.state.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self.state.loading = False
+
+    def _check_defaults(self) -> None:
+        for name, task in ((self.settings.model, Task.POSE), (self.settings.detector, Task.DETECT)):
+            if self.models[name].task is not task:
+                raise ModelConfigError(f"default {task.value} model {name!r} is a {self.models[name].task.value} model")
+
+    def _announce(self, served: ServedModel) -> None:
+        config = served.model.config
+        metrics.MODEL_INFO.labels(
+            served.name,
+            str(served.model.version),
+            served.weights,
+            served.provider,
+            str(served.fallback is not None).lower(),
+        ).set(1)
+        logger.info(
+            "serving %s v%d (%s, %s) weights=%s provider=%s instances=%d threads=%d max_batch=%d delay=%.1fms",
+            served.name, served.model.version, config.task.value, config.keypoints or "person", served.weights,
+            served.provider, len(served.sessions), served.sessions[0].threads, served.batcher.policy.max_batch_size,
+            config.batching.max_queue_delay_ms,
+        )  # fmt: skip
+        if served.fallback:
+            logger.warning("%s: %s", served.name, served.fallback)
+        if served.weights == "synthetic":
+            logger.warning(
+                "%s serves SYNTHETIC weights (architecture-exact, random): its outputs are meaningless. "
+                "Run `python -m service.models pull %s` for the official ones.",
+                served.name,
+                served.name,
+            )
+
+    def close(self, grace_s: float) -> None:
+        """Stop taking work; let queued work finish within ``grace_s`` (shared by all models)."""
+        self.state.closing = True
+        self.state.ready = False
+        for served in self.models.values():
+            served.batcher.close(grace_s)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """What /v1/models shows."""
+        out = []
+        for served in self.models.values():
+            config = served.model.config
+            policy = served.batcher.policy
+            out.append(
+                {
+                    "name": served.name,
+                    "task": config.task.value,
+                    "family": config.family,
+                    "keypoints": config.keypoints,
+                    "num_keypoints": config.num_keypoints if config.task is Task.POSE else None,
+                    "input_size": list(config.input_size),
+                    "weights": served.weights,
+                    "version": served.model.version,
+                    "provider": served.provider,
+                    "device": served.sessions[0].device,
+                    "device_warning": served.fallback,
+                    "instances": len(served.sessions),
+                    "threads_per_instance": served.sessions[0].threads,
+                    "static_batch": served.model.io.static_batch,
+                    "default": served.name in (self.settings.model, self.settings.detector),
+                    "batching": {
+                        "max_batch_size": policy.max_batch_size,
+                        "max_queue_delay_ms": policy.max_queue_delay_s * 1000,
+                        "preferred_batch_sizes": list(policy.preferred_batch_sizes),
+                        "max_queue_size": policy.max_queue_size,
+                        "queued": served.batcher.queued,
+                    },
+                }
+            )
+        return out

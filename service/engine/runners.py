@@ -1,0 +1,178 @@
+"""Runners: what one model instance does with one batch, pre-processing to decoded results.
+
+A runner belongs to one instance thread, so it owns preallocated input buffers and
+reuses them for every batch: crops are warped straight into the uint8 batch buffer,
+then channel order and normalisation happen in one float32 pass into the NCHW buffer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from service.metrics import stage_timer
+from service.models.repository import InstalledModel
+from service.models.schema import DetectorOutput
+from service.vision.keypoints import KEYPOINT_SETS
+from service.vision.postprocess import (
+    decode_simcc,
+    decode_yolox_raw,
+    detections_to_boxes,
+    flip_simcc_back,
+    keypoints_to_image,
+    nms,
+)
+from service.vision.preprocess import get_warp_matrices, letterbox, normalize_to_nchw, warp_crops
+
+F32 = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class DetectJob:
+    """One image for the detector."""
+
+    image: U8  # (H, W, 3) BGR
+    score_threshold: float
+    max_people: int
+
+
+@dataclass(frozen=True)
+class Detections:
+    boxes: F32  # (M, 4) x1, y1, x2, y2 in image pixels, clipped to the image
+    scores: F32  # (M,)
+
+
+@dataclass(frozen=True)
+class CropJob:
+    """One person crop for the pose model: the source image and the crop geometry."""
+
+    image: U8  # (H, W, 3) BGR, shared by every crop of the image
+    center: F32  # (2,)
+    scale: F32  # (2,) already padded and fixed to the model's aspect ratio
+    flip: bool = False
+
+
+class _Runner:
+    """Shared part: chunking for static batch sizes and padding to preferred sizes."""
+
+    def __init__(self, model: InstalledModel, session: ort.InferenceSession, pad_sizes: Sequence[int]) -> None:
+        self.model = model
+        self.name = model.name
+        self.session = session
+        self.input_name = model.io.inputs[0].name
+        self.output_names = [o.name for o in model.io.outputs]
+        self.static_batch = model.io.static_batch
+        self.pad_sizes = sorted(pad_sizes)
+        width, height = model.config.input_size
+        self.width, self.height = width, height
+        rows = max(self.max_rows, *self.pad_sizes) if self.pad_sizes else self.max_rows
+        self._u8 = np.zeros((rows, height, width, 3), np.uint8)
+        self._f32 = np.zeros((rows, 3, height, width), np.float32)
+
+    @property
+    def max_rows(self) -> int:
+        config_max = self.model.config.batching.max_batch_size
+        return min(config_max, self.static_batch) if self.static_batch else config_max
+
+    def _padded(self, rows: int) -> int:
+        return next((size for size in self.pad_sizes if size >= rows), rows)
+
+    def _normalise(self, rows: int) -> F32:
+        config = self.model.config
+        padded = self._padded(rows)
+        return normalize_to_nchw(self._u8[:padded], config.mean, config.std, config.to_rgb, out=self._f32[:padded])
+
+    def _infer(self, batch: F32, rows: int) -> dict[str, np.ndarray]:
+        """Run ``batch``, in chunks of the static batch size when the model has one; outputs cut to ``rows``."""
+        if not self.static_batch:
+            outputs = self.session.run(self.output_names, {self.input_name: batch})
+            return {name: out[:rows] for name, out in zip(self.output_names, outputs, strict=True)}
+        chunks: list[list[np.ndarray]] = []
+        size = self.static_batch
+        for start in range(0, rows, size):
+            part = batch[start : start + size]
+            if len(part) < size:  # fixed-shape model: pad the last chunk
+                part = np.concatenate([part, np.zeros((size - len(part), *part.shape[1:]), part.dtype)])
+            chunks.append(self.session.run(self.output_names, {self.input_name: part}))
+        return {name: np.concatenate([c[i] for c in chunks])[:rows] for i, name in enumerate(self.output_names)}
+
+
+class DetectorRunner(_Runner):
+    """Letterbox -> detector -> person boxes in image pixels."""
+
+    def __call__(self, jobs: Sequence[DetectJob]) -> list[Detections]:
+        n = len(jobs)
+        config = self.model.config
+        with stage_timer("detect_pre", self.name):
+            ratios = [letterbox(job.image, (self.width, self.height), out=self._u8[i])[1] for i, job in enumerate(jobs)]
+            batch = self._normalise(n)
+        with stage_timer("detect_infer", self.name):
+            outputs = self._infer(batch, n)
+        with stage_timer("detect_post", self.name):
+            results = []
+            for i, job in enumerate(jobs):
+                if config.output_format is DetectorOutput.DETS:
+                    dets, labels = outputs["dets"][i], outputs["labels"][i]
+                else:
+                    dets, labels = self._decode_raw(outputs[self.output_names[0]][i], job.score_threshold)
+                height, width = job.image.shape[:2]
+                boxes, scores = detections_to_boxes(
+                    dets, labels, ratios[i], (width, height), score_threshold=job.score_threshold,
+                    person_class=config.person_class, max_people=job.max_people,
+                )  # fmt: skip
+                results.append(Detections(boxes=boxes, scores=scores))
+        return results
+
+    def _decode_raw(self, raw: F32, score_threshold: float) -> tuple[F32, npt.NDArray[np.int64]]:
+        """Raw YOLOX head (no NMS in the graph): grid decode, person class only, NMS in numpy."""
+        config = self.model.config
+        boxes, scores, classes = decode_yolox_raw(raw, (self.width, self.height))
+        keep = (classes == config.person_class) & (scores >= score_threshold)
+        boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+        keep = nms(boxes, scores, config.nms_iou_threshold)
+        dets = np.concatenate([boxes[keep], scores[keep, None]], axis=1).astype(np.float32)
+        return dets, classes[keep].astype(np.int64)
+
+
+class PoseRunner(_Runner):
+    """Affine crops -> RTMPose -> SimCC decode -> keypoints (x, y, score) in image pixels."""
+
+    def __init__(self, model: InstalledModel, session: ort.InferenceSession, pad_sizes: Sequence[int]) -> None:
+        super().__init__(model, session, pad_sizes)
+        config = model.config
+        assert config.keypoints is not None  # the schema requires it for pose models
+        self.flip_index = KEYPOINT_SETS[config.keypoints].flip_index
+        self.split_ratio = config.simcc_split_ratio
+
+    def __call__(self, jobs: Sequence[CropJob]) -> list[F32]:
+        n = len(jobs)
+        flipped = [i for i, job in enumerate(jobs) if job.flip]
+        rows = n + len(flipped)
+        centers = np.stack([job.center for job in jobs]).astype(np.float32)
+        scales = np.stack([job.scale for job in jobs]).astype(np.float32)
+        size = (self.width, self.height)
+        with stage_timer("pose_pre", self.name):
+            matrices = get_warp_matrices(centers, scales, size)
+            for i, job in enumerate(jobs):
+                warp_crops(job.image, matrices[i : i + 1], size, out=self._u8[i : i + 1])
+            for j, i in enumerate(flipped):
+                np.copyto(self._u8[n + j], self._u8[i, :, ::-1])
+            batch = self._normalise(rows)
+        with stage_timer("pose_infer", self.name):
+            outputs = self._infer(batch, rows)
+        with stage_timer("pose_post", self.name):
+            simcc_x, simcc_y = outputs["simcc_x"], outputs["simcc_y"]
+            if flipped:
+                back_x, back_y = flip_simcc_back(simcc_x[n:], simcc_y[n:], self.flip_index)
+                simcc_x, simcc_y = simcc_x[:n].copy(), simcc_y[:n].copy()
+                simcc_x[flipped] = (simcc_x[flipped] + back_x) * 0.5
+                simcc_y[flipped] = (simcc_y[flipped] + back_y) * 0.5
+            locs, scores = decode_simcc(simcc_x[:n], simcc_y[:n], self.split_ratio)
+            points = keypoints_to_image(locs, centers, scales, size)
+            keypoints = np.concatenate([points, scores[..., None]], axis=-1).astype(np.float32)
+        return list(keypoints)

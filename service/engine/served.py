@@ -1,0 +1,137 @@
+"""A model being served: its repository entry, its instances (sessions + runners) and its Batcher."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from service.config import Settings, cpu_count
+from service.devices import parse_device
+from service.engine.batcher import Batcher, BatchPolicy
+from service.engine.runners import CropJob, DetectJob, DetectorRunner, PoseRunner
+from service.engine.session import CUDA, TENSORRT, SessionInfo, create_session
+from service.models.repository import InstalledModel
+from service.models.schema import DetectorOutput, ModelConfigError, Task
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServedModel:
+    model: InstalledModel
+    batcher: Batcher  # type: ignore[type-arg]
+    runners: list[DetectorRunner] | list[PoseRunner]
+    sessions: list[SessionInfo]
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def task(self) -> Task:
+        return self.model.config.task
+
+    @property
+    def weights(self) -> str:
+        return self.model.config.weights.value
+
+    @property
+    def provider(self) -> str:
+        return self.sessions[0].provider
+
+    @property
+    def fallback(self) -> str | None:
+        return self.sessions[0].fallback
+
+    def warmup_sizes(self) -> list[int]:
+        policy = self.batcher.policy
+        sizes = [s for s in policy.preferred_batch_sizes if s <= policy.max_batch_size]
+        return sizes or sorted({1, policy.max_batch_size})
+
+    def warmup(self) -> float:
+        """Run every warm-up batch size once on every instance; returns the seconds it took."""
+        start = time.perf_counter()
+        image = np.full((64, 48, 3), 114, np.uint8)
+        for runner in self.runners:
+            for size in self.warmup_sizes():
+                if isinstance(runner, PoseRunner):
+                    center, scale = np.array([24, 32], np.float32), np.array([48, 64], np.float32)
+                    runner([CropJob(image, center, scale)] * size)
+                else:
+                    runner([DetectJob(image, 0.5, 1)] * size)
+        return time.perf_counter() - start
+
+
+def _threads(model: InstalledModel, settings: Settings) -> int:
+    """Intra-op threads per CPU instance: config, then POSE_CPU_THREADS, else the cores split among its instances.
+
+    Each model's instances share all the cores; spinning is off (see session.py), so a
+    detector and a pose model that run at the same time share the cores without burning them.
+    """
+    if model.config.instances.threads:
+        return model.config.instances.threads
+    if settings.cpu_threads:
+        return settings.cpu_threads
+    return max(1, cpu_count() // model.config.instances.count)
+
+
+def check_runtime_shapes(runner: DetectorRunner | PoseRunner) -> None:
+    """Run batch 1 and check the output shapes the contract could not check statically (symbolic dims).
+
+    Raises:
+        ModelConfigError: outputs of the wrong shape.
+    """
+    config = runner.model.config
+    x = np.zeros((1, 3, runner.height, runner.width), np.float32)
+    if runner.static_batch:
+        x = np.zeros((runner.static_batch, *x.shape[1:]), np.float32)
+    outputs = dict(
+        zip(runner.output_names, runner.session.run(runner.output_names, {runner.input_name: x}), strict=True)
+    )
+    where = runner.model.onnx_path
+    if config.task is Task.POSE:
+        k = config.num_keypoints
+        for name, side in (("simcc_x", runner.width), ("simcc_y", runner.height)):
+            expected = (len(x), k, round(side * config.simcc_split_ratio))
+            if outputs[name].shape != expected:
+                raise ModelConfigError(f"{where}: output '{name}' has shape {outputs[name].shape} at run time, "
+                                       f"expected {expected}")  # fmt: skip
+    elif config.output_format is DetectorOutput.DETS:
+        dets, labels = outputs["dets"], outputs["labels"]
+        if dets.ndim != 3 or dets.shape[2] != 5 or labels.shape != dets.shape[:2]:
+            raise ModelConfigError(f"{where}: dets {dets.shape} / labels {labels.shape} at run time, "
+                                   "expected [N,D,5] / [N,D]")  # fmt: skip
+
+
+def load_served_model(model: InstalledModel, settings: Settings, trt_cache: Path) -> ServedModel:
+    """Open ``count`` sessions on the model's device, build runners and the Batcher (not started)."""
+    config = model.config
+    device = parse_device(settings.device or config.instances.device)
+    threads = _threads(model, settings)
+    sessions = [
+        create_session(model.onnx_path, device, threads=threads, trt_cache=trt_cache)
+        for _ in range(config.instances.count)
+    ]
+    infos = [info for _, info in sessions]
+    on_gpu = infos[0].provider in (CUDA, TENSORRT)
+    pad = config.batching.pad_to_preferred if config.batching.pad_to_preferred is not None else on_gpu
+    pad_sizes = config.batching.preferred_batch_sizes if pad else ()
+    runner_type = PoseRunner if config.task is Task.POSE else DetectorRunner
+    runners = [runner_type(model, session, pad_sizes) for session, _ in sessions]
+    check_runtime_shapes(runners[0])
+    max_rows = runners[0].max_rows
+    if max_rows < config.batching.max_batch_size:
+        logger.warning("%s: static batch size %d caps max_batch_size %d", model.name, max_rows,
+                       config.batching.max_batch_size)  # fmt: skip
+    policy = BatchPolicy(
+        max_batch_size=max_rows,
+        max_queue_delay_s=config.batching.max_queue_delay_ms / 1000.0,
+        preferred_batch_sizes=tuple(s for s in config.batching.preferred_batch_sizes if s <= max_rows),
+        max_queue_size=config.batching.max_queue_size,
+    )
+    batcher: Batcher = Batcher(model.name, runners, policy)  # type: ignore[type-arg]
+    return ServedModel(model=model, batcher=batcher, runners=runners, sessions=infos)  # type: ignore[arg-type]
