@@ -21,7 +21,26 @@ def _fmt(value: float | None, unit: str) -> str:
     return "-" if value is None else f"{value:g}{unit}"
 
 
+def markdown_table() -> str:
+    """The registry as the README's model table."""
+    lines = [
+        "| name | task | keypoints | input WxH | params | FLOPs | published accuracy | source |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in ENTRIES:
+        source = "PyTorch only: export required" if e.export_required else f"[{e.format.value}]({e.url})"
+        lines.append(
+            f"| `{e.name}` | {e.task.value} | {e.keypoints or '-'} | "
+            f"{e.input_size[0]}x{e.input_size[1]} | {_fmt(e.params_m, 'M')} | {_fmt(e.flops_g, 'G')} | "
+            f"{e.accuracy or '-'} | {source} |"
+        )
+    return "\n".join(lines)
+
+
 def cmd_list(repo: ModelRepository, args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(markdown_table())
+        return 0
     installed = {name: repo.existing_config(name) for name in repo.names()}
     rows = [("NAME", "TASK", "KEYPOINTS", "INPUT WxH", "PARAMS", "FLOPS", "SOURCE", "INSTALLED")]
     for e in ENTRIES:
@@ -107,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", parents=[common], help="the registry of published models, with what is installed")
     p.add_argument("--task", choices=["pose", "detect"])
+    p.add_argument("--markdown", action="store_true", help="print the README's model table")
     p = sub.add_parser("pull", parents=[common], help="download official weights (with a progress bar)")
     p.add_argument("names", nargs="+")
     p.add_argument("--url", help="download from this URL (a mirror) instead of the registry's")
