@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     # network
     host: str = Field("0.0.0.0", description="Bind address for HTTP and gRPC.")
     http_port: int = Field(8000, ge=0, le=65535, description="HTTP API port; /metrics is served on it too.")
-    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC API port; 0 disables gRPC.")
+    grpc_port: int = Field(
+        50051, ge=0, le=65535, description="gRPC API port (reserved: the gRPC API lands with the camera-stream work)."
+    )
 
     # models
     model_repository: Path = Field(Path("./model_repository"), description="Folder of model folders.")
@@ -58,7 +60,10 @@ class Settings(BaseSettings):
         None, description="Overrides every model's [instances] device: cpu | cuda | cuda:N | auto."
     )
     cpu_threads: int = Field(
-        0, ge=0, le=256, description="Intra-op threads per CPU instance; 0 splits the cores among all instances."
+        0,
+        ge=0,
+        le=256,
+        description="Intra-op threads per CPU instance; 0 = the cores split among the model's instances.",
     )
     warmup: bool = Field(True, description="Run every preferred batch size once before /readyz turns ready.")
     download_timeout_s: float = Field(20.0, gt=0, description="Connect/read timeout of model downloads.")
@@ -131,3 +136,23 @@ def cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def settings_table() -> str:
+    """The README's configuration table, from the field descriptions above."""
+    rows = ["| env var | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        if isinstance(default, list):
+            default = ",".join(default) or "(empty)"
+        elif isinstance(default, StrEnum):
+            default = default.value
+        elif default is None:
+            default = "(unset)"
+        description = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `POSE_{name.upper()}` | `{default}` | {description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())
