@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
 from service.models.schema import ModelConfig
+from service.vision.keypoints import KEYPOINT_SETS
 
 OPSET = 17
 IR_VERSION = 8  # old enough for every onnxruntime the project supports
@@ -253,8 +254,6 @@ def install_pose_oracle(
     **config_fields: Any,
 ) -> Path:
     """Install a :func:`pose_oracle` with RTMPose's normalisation (RGB); channels default to all red."""
-    from service.vision.keypoints import KEYPOINT_SETS
-
     count = KEYPOINT_SETS[keypoints].num_keypoints
     model = pose_oracle(input_size, channels if channels is not None else [0] * count)
     fields: dict[str, Any] = {"task": "pose", "family": "rtmpose", "keypoints": keypoints, "input_size": input_size}

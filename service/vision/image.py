@@ -45,6 +45,17 @@ from PIL import (
     WebPImagePlugin,
 )
 
+__all__ = [
+    "MIN_IMAGE_SIDE",
+    "DecodedImage",
+    "ImageError",
+    "ImageTooLargeError",
+    "InvalidImageError",
+    "UnsupportedImageTypeError",
+    "decode_image",
+    "sniff_image_format",
+]
+
 MIN_IMAGE_SIDE = 2  # smallest accepted width and height: a 1-pixel side has no geometry to pose
 REDUCTION_FACTORS = (8, 4, 2)  # DCT-domain downscales libjpeg offers through cv2.IMREAD_REDUCED_COLOR_*
 _ORIENTATION_TAG = 0x0112

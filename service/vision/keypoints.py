@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+__all__ = ["KEYPOINT_SETS", "KeypointSet"]
+
 RGB = tuple[int, int, int]
 
 DEFAULT_KEYPOINT_COLOR_RGB: RGB = (255, 128, 0)  # mmpose parse_pose_metainfo default

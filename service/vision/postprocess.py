@@ -20,6 +20,17 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+__all__ = [
+    "box_iou",
+    "decode_simcc",
+    "decode_yolox_raw",
+    "detections_to_boxes",
+    "flip_simcc_back",
+    "keypoints_to_image",
+    "nms",
+    "person_scores",
+]
+
 
 def decode_simcc(
     simcc_x: NDArray[np.floating], simcc_y: NDArray[np.floating], split_ratio: float
@@ -73,7 +84,7 @@ def keypoints_to_image(
     centers = np.asarray(centers, dtype=np.float32).reshape(-1, 1, 2)
     scales = np.asarray(scales, dtype=np.float32).reshape(-1, 1, 2)
     size = np.asarray(input_size, dtype=np.float32)
-    return (np.asarray(locs, dtype=np.float32) / size * scales + centers - 0.5 * scales).astype(np.float32)
+    return np.asarray(locs, dtype=np.float32) / size * scales + centers - 0.5 * scales
 
 
 def flip_simcc_back(
@@ -167,8 +178,8 @@ def nms(boxes: NDArray[np.floating], scores: NDArray[np.floating], iou_threshold
     """Greedy non-maximum suppression (torchvision ``nms`` semantics).
 
     Boxes are visited by decreasing score (stable on ties); a box is dropped when its
-    IoU with an already kept box is greater than ``iou_threshold``. The IoU matrix is
-    computed once, vectorised; the greedy pass touches one row per kept box.
+    IoU with an already kept box is greater than ``iou_threshold``. One vectorised IoU
+    row per kept box: O(D) memory, however many raw boxes come in.
 
     Args:
         boxes: (D, 4) x1, y1, x2, y2.
@@ -179,16 +190,13 @@ def nms(boxes: NDArray[np.floating], scores: NDArray[np.floating], iou_threshold
         (M,) indices into ``boxes`` of the kept boxes, best first.
     """
     order = np.argsort(-np.asarray(scores, dtype=np.float32).reshape(-1), kind="stable")
-    if len(order) == 0:
-        return order.astype(np.intp)
-    iou = box_iou(boxes, boxes)[np.ix_(order, order)]
-    suppressed = np.zeros(len(order), dtype=bool)
+    ranked = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)[order]
+    remaining = np.arange(len(order))
     keep = []
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        suppressed[i + 1 :] |= iou[i, i + 1 :] > iou_threshold
+    while remaining.size:
+        best, rest = remaining[0], remaining[1:]
+        keep.append(best)
+        remaining = rest[box_iou(ranked[best : best + 1], ranked[rest])[0] <= iou_threshold]
     return order[np.asarray(keep, dtype=np.intp)]
 
 

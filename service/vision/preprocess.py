@@ -15,10 +15,24 @@ Legend:
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+__all__ = [
+    "LETTERBOX_PAD_VALUE",
+    "bbox_xyxy_to_center_scale",
+    "fix_aspect_ratio",
+    "flip_horizontal",
+    "get_warp_matrices",
+    "letterbox",
+    "normalize_to_nchw",
+    "warp_crops",
+]
+
+_T = TypeVar("_T", bound=np.generic)
 LETTERBOX_PAD_VALUE = 114  # mmdet Pad / rtmlib canvas value for RTMDet and YOLOX
 
 
@@ -217,18 +231,18 @@ def normalize_to_nchw(
     return result
 
 
-def flip_horizontal(batch: NDArray[np.generic], out: NDArray[np.generic] | None = None) -> NDArray[np.generic]:
-    """Mirror a batch left-right (flip test): the last axis of NCHW, or pass ``batch[..., ::-1, :]`` for NHWC.
+def flip_horizontal(batch: NDArray[_T], out: NDArray[_T] | None = None) -> NDArray[_T]:
+    """Mirror a batch left-right for the flip test: reverses the last axis (the width of NCHW).
 
-    MMPose's flip test runs the model on ``inputs.flip(-1)`` of the normalised NCHW
-    batch; decode the result with ``postprocess.flip_simcc_back`` and average.
+    MMPose's flip test runs the model again on ``inputs.flip(-1)``, the normalised NCHW
+    batch; turn its outputs back with ``postprocess.flip_simcc_back`` and average.
 
     Args:
-        batch: (N, C, h, w) array (any dtype).
+        batch: (N, 3, h, w) network input (any dtype).
         out: Optional preallocated array of the same shape and dtype.
 
     Returns:
-        (N, C, h, w) contiguous mirrored copy, ``out`` when given.
+        (N, 3, h, w) mirrored, C-contiguous; ``out`` when given.
     """
     flipped = batch[..., ::-1]
     if out is None:

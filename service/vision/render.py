@@ -12,6 +12,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from service.vision.keypoints import KeypointSet
 
+__all__ = ["BOX_COLOR_BGR", "draw_people"]
+
 BOX_COLOR_BGR = (0, 255, 0)  # MMPose's visualiser draws boxes green
 
 
