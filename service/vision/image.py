@@ -11,7 +11,8 @@ path, and the decoder MMPose's own ``mmcv.imread`` uses), the other formats, and
 JPEG/PNG that OpenCV refuses, through PIL. Behaviour, whatever the decoder:
 
 - EXIF orientation is applied (JPEG, PNG, WebP, TIFF); ``width``/``height`` are the
-  upright size. The tag is read once from the header; the decoders are told to ignore it.
+  upright size. The tag comes from the header (TIFF: Pillow turns TIFFs upright itself);
+  cv2 is told to ignore it so that it is applied exactly once.
 - Grayscale and palette images become 3-channel BGR; 16-bit samples keep their high byte.
 - Alpha is dropped: transparent pixels keep their stored colour (no compositing),
   as ``cv2.imread(..., IMREAD_COLOR)`` does.

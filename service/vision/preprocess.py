@@ -46,8 +46,9 @@ def letterbox(
     """Resize keeping the aspect ratio into a ``size`` canvas, image at the top-left.
 
     The resized size is mmcv's ``rescale_size``: ``int(side * r + 0.5)`` with
-    ``r = min(w / W, h / H)``; bilinear (``cv2.INTER_LINEAR``); the rest of the
-    canvas is ``pad_value``. Channels are left as they are.
+    ``r = min(w / W, h / H)`` (mmcv's long-edge rule, for the square inputs detectors
+    use); bilinear (``cv2.INTER_LINEAR``); the rest of the canvas is ``pad_value``.
+    Channels are left as they are.
 
     Args:
         image: (H, W, 3) uint8 image.
