@@ -70,7 +70,7 @@ def render_jpeg(image_bgr: np.ndarray, result: PoseResult, *, keypoint_threshold
     keypoints = result.keypoints.copy()
     keypoints[..., :2] *= scale
     canvas = draw_people(
-        image_bgr.copy(), result.boxes * scale, keypoints, KEYPOINT_SETS[result.keypoint_set], keypoint_threshold,
+        image_bgr, result.boxes * scale, keypoints, KEYPOINT_SETS[result.keypoint_set], keypoint_threshold,
         bbox_scores=result.bbox_scores,
     )  # fmt: skip
     ok, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, quality])

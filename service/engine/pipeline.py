@@ -134,6 +134,7 @@ class Pipeline:
         timing: dict[str, float] = {}
         max_people = min(options.max_people or self.max_people, self.max_people)
         if options.boxes is not None:
+            # original pixels -> decoded pixels (the inverse of image.boxes_to_original)
             boxes = self._check_boxes(options.boxes, image.width, image.height) / np.float32(image.scale)
             bbox_scores = np.ones(len(boxes), np.float32)
         else:
@@ -148,10 +149,9 @@ class Pipeline:
             timing["detect"] = (time.perf_counter() - start) * 1000
         keypoints = await self._pose(pose, image, boxes, options, deadline)
         timing["pose"] = (time.perf_counter() - start) * 1000 - timing.get("detect", 0.0)
-        scale = np.float32(image.scale)
-        if scale != 1:
-            boxes = boxes * scale
-            keypoints[..., :2] *= scale
+        if image.scale != 1:
+            boxes = image.boxes_to_original(boxes)
+            keypoints[..., :2] = image.keypoints_to_original(keypoints[..., :2])
         return PoseResult(
             width=image.width,
             height=image.height,
