@@ -15,10 +15,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from service.vision.postprocess import decode_simcc, detections_to_boxes, keypoints_to_image
+from service.vision.postprocess import decode_simcc, detections_to_boxes, flip_simcc_back, keypoints_to_image
 from service.vision.preprocess import (
     bbox_xyxy_to_center_scale,
     fix_aspect_ratio,
+    flip_horizontal,
     get_warp_matrices,
     letterbox,
     normalize_to_nchw,
@@ -181,3 +182,22 @@ def test_constant_bins_land_where_mmpose_inverse_transform_puts_them(input_size:
         inverse = ref.get_warp_matrix(center, scale, 0.0, input_size, inv=True)
         through_matrix = bins / 2.0 @ inverse[:, :2].T + inverse[:, 2]
         np.testing.assert_allclose(keypoints[i], through_matrix, rtol=0, atol=0.01)
+
+
+def test_flip_test_outputs_turn_back_onto_the_markers(pose: ort.InferenceSession, pose_size: tuple[int, int]) -> None:
+    """MMPose flip test: model(flipped input) -> flip_simcc_back -> average with the plain outputs."""
+    width, height, people = SCENES["portrait-odd-at-bottom-right"]
+    image, boxes, markers = _draw_scene(width, height, people)
+    centers, scales = bbox_xyxy_to_center_scale(boxes)
+    scales = fix_aspect_ratio(scales, pose_size[0] / pose_size[1])
+    crops = warp_crops(image, get_warp_matrices(centers, scales, pose_size), pose_size)
+    batch = normalize_to_nchw(crops, oracles.RTMPOSE_MEAN, oracles.RTMPOSE_STD, to_rgb=True)
+    plain_x, plain_y = pose.run(None, {"input": batch})
+    flipped_x, flipped_y = pose.run(None, {"input": flip_horizontal(batch)})
+    assert np.abs(flipped_x.argmax(-1) - plain_x.argmax(-1)).max() > 10  # the flip really moved the peaks
+    back_x, back_y = flip_simcc_back(flipped_x, flipped_y, np.arange(2))  # red and green do not swap
+    locs, _ = decode_simcc((plain_x + back_x) * 0.5, (plain_y + back_y) * 0.5, 2.0)
+    keypoints = keypoints_to_image(locs, centers, scales, pose_size)
+    crop_pixel = scales[0, 0] / pose_size[0]  # MMPose's SimCC flip has no half-bin shift: within a crop pixel
+    size = (boxes[0, 2:] - boxes[0, :2]).max()
+    assert (np.linalg.norm(keypoints[0] - markers[0], axis=-1) <= crop_pixel + 0.01 * size).all()
