@@ -41,9 +41,10 @@ def _shape_model(model: onnx.ModelProto, input_shape: Sequence[int] | None) -> o
     for value in graph.input:
         if value.name in inits:
             continue
-        if first and input_shape is not None:
+        if first:
             elem = value.type.tensor_type.elem_type or TensorProto.FLOAT
-            value = helper.make_tensor_value_info(value.name, elem, list(input_shape))
+            shape = list(input_shape) if input_shape is not None else _declared_shape(value)
+            value = helper.make_tensor_value_info(value.name, elem, shape)
         first = False
         inputs.append(value)
     small = []
@@ -54,6 +55,17 @@ def _shape_model(model: onnx.ModelProto, input_shape: Sequence[int] | None) -> o
             inputs.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
     light = helper.make_graph(list(graph.node), graph.name, inputs, list(graph.output), initializer=small)
     return helper.make_model(light, opset_imports=list(model.opset_import), ir_version=max(model.ir_version, 4))
+
+
+def _declared_shape(value: onnx.ValueInfoProto) -> list[int | str]:
+    """The declared input shape with a symbolic batch axis read as 1 (other symbolic axes stay symbolic)."""
+    dims: list[int | str] = []
+    for i, d in enumerate(value.type.tensor_type.shape.dim):
+        if d.HasField("dim_value"):
+            dims.append(d.dim_value)
+        else:
+            dims.append(1 if i == 0 else d.dim_param or f"unk_{i}")
+    return dims
 
 
 def _has_typed_data(t: TensorProto) -> bool:
@@ -105,7 +117,8 @@ def count_flops(model: onnx.ModelProto, input_shape: Sequence[int] | None = None
     Args:
         model: any ONNX model.
         input_shape: shape for the first graph input, e.g. ``(1, 3, 256, 192)``;
-            required when that input has symbolic dims.
+            by default its declared shape with a symbolic batch read as 1 (so it is
+            required when the spatial axes are symbolic, as in detector exports).
 
     Raises:
         ValueError: a Conv/MatMul/Gemm shape stays unknown (give ``input_shape``).

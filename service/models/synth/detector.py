@@ -62,15 +62,18 @@ def build_detector(
     g = Graph(seed, materialize=materialize)
     raw_pixels = arch in YOLOX_SPECS  # YOLOX takes 0-255 pixels, RTMDet normalised ones
     meta = synthetic_metadata(arch, seed)
+    # the same calibration for both output formats: the same arch and seed give the same weights
+    calibration = calibration_batch(
+        min(CALIBRATION_MAX_SIDE, width), min(CALIBRATION_MAX_SIDE, height), raw_pixels=raw_pixels
+    )
     if output_format is DetectorOutput.YOLOX_RAW:
-        g.feed("images", calibration_batch(width, height, raw_pixels=True))
+        g.feed("images", calibration)
         out = yolox_raw(g, "images", YOLOX_SPECS[arch])
         anchors = sum((width // s) * (height // s) for s in STRIDES)
         inputs = [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, height, width])]
         outputs = [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, anchors, 5 + NUM_CLASSES])]
         return g.model(arch, inputs, outputs, meta)
-    side = min(CALIBRATION_MAX_SIDE, width), min(CALIBRATION_MAX_SIDE, height)
-    g.feed("input", calibration_batch(*side, raw_pixels=raw_pixels))
+    g.feed("input", calibration)
     if arch in RTMDET_SPECS:
         boxes, scores = rtmdet_dense(g, "input", RTMDET_SPECS[arch], RTMDET_CLASSES)
         dets, labels = multiclass_nms(g, boxes, scores, RTMDET_CLASSES, RTMDET_NMS)
