@@ -94,14 +94,16 @@ class Batcher(Generic[T, R]):
     def submit_many(self, datas: Sequence[T], *, deadline: float, rows: Sequence[int] | None = None) -> list[Future[R]]:
         """Queue several items at once, all or none (the crops of one image).
 
+        An item of more rows than ``max_batch_size`` is served alone.
+
         Raises:
             ShuttingDownError: the batcher is closing.
             QueueFullError: the queue cannot take all of them.
-            ValueError: an item is larger than ``max_batch_size`` rows.
+            ValueError: an item of less than one row.
         """
         rows = list(rows) if rows is not None else [1] * len(datas)
-        if any(r > self.policy.max_batch_size or r < 1 for r in rows):
-            raise ValueError(f"{self.name}: an item must take 1..{self.policy.max_batch_size} rows, got {rows}")
+        if any(r < 1 for r in rows):
+            raise ValueError(f"{self.name}: an item takes at least 1 row, got {rows}")
         items = [Item[T, R](data=d, deadline=deadline, rows=r) for d, r in zip(datas, rows, strict=True)]
         with self._cond:
             if self._closing:
@@ -153,7 +155,7 @@ class Batcher(Generic[T, R]):
         batch: list[Item[T, R]] = []
         taken = 0
         now = time.monotonic()
-        # the first live item always goes (rows <= max_batch_size), the rest while they fit
+        # the first live item always goes (even one larger than the target), the rest while they fit
         while self._queue and (taken == 0 or taken + self._queue[0].rows <= target):
             item = self._queue.popleft()
             self._rows -= item.rows

@@ -6,6 +6,7 @@ One engine serves both APIs (HTTP and gRPC).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,11 +104,19 @@ class Engine:
             )
 
     def close(self, grace_s: float) -> None:
-        """Stop taking work; let queued work finish within ``grace_s`` (shared by all models)."""
+        """Stop taking requests; let accepted ones finish within ``grace_s``, then close every queue.
+
+        Requests are drained before queues close: a request between its detector and its
+        pose model must still find the pose queue open.
+        """
         self.state.closing = True
         self.state.ready = False
+        end = time.monotonic() + grace_s
+        self.pipeline.stop_accepting()
+        if not self.pipeline.wait_idle(grace_s):
+            logger.warning("shutdown: requests still running after the %.1f s grace period", grace_s)
         for served in self.models.values():
-            served.batcher.close(grace_s)
+            served.batcher.close(max(0.0, end - time.monotonic()))
 
     def describe(self) -> list[dict[str, Any]]:
         """What /v1/models shows."""

@@ -8,9 +8,11 @@ Batchers' futures) and never runs inference on the event loop.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -19,7 +21,7 @@ import numpy.typing as npt
 
 from service.engine.runners import CropJob, Detections, DetectJob
 from service.engine.served import ServedModel
-from service.errors import DeadlineExceededError, InvalidOptionsError, UnknownModelError
+from service.errors import DeadlineExceededError, InvalidOptionsError, ShuttingDownError, UnknownModelError
 from service.models.schema import Task
 from service.vision.image import DecodedImage
 from service.vision.postprocess import person_scores
@@ -86,6 +88,32 @@ class Pipeline:
         self.default_pose = default_pose
         self.default_detector = default_detector
         self.max_people = max_people
+        self._inflight = 0
+        self._closing = False
+        self._idle = threading.Condition()
+
+    def stop_accepting(self) -> None:
+        """New requests fail with ShuttingDownError from now on; accepted ones go on."""
+        with self._idle:
+            self._closing = True
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Block until every accepted request has finished; False if ``timeout_s`` ran out first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._inflight == 0, timeout=timeout_s)
+
+    @contextmanager
+    def _accepted(self) -> Iterator[None]:
+        with self._idle:
+            if self._closing:
+                raise ShuttingDownError("the service is shutting down and takes no new requests")
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
 
     def resolve(self, options: EstimateOptions) -> tuple[ServedModel, ServedModel | None]:
         """The pose model and detector a request uses (no detector when boxes are given)."""
@@ -129,6 +157,10 @@ class Pipeline:
             options: per-request options.
             deadline: ``time.monotonic()`` after which the request fails with DeadlineExceededError.
         """
+        with self._accepted():
+            return await self._estimate(image, options, deadline)
+
+    async def _estimate(self, image: DecodedImage, options: EstimateOptions, deadline: float) -> PoseResult:
         start = time.perf_counter()
         pose, detector = self.resolve(options)
         timing: dict[str, float] = {}

@@ -70,14 +70,11 @@ class _Runner:
         self.pad_sizes = sorted(pad_sizes)
         width, height = model.config.input_size
         self.width, self.height = width, height
-        rows = max(self.max_rows, *self.pad_sizes) if self.pad_sizes else self.max_rows
-        self._u8 = np.zeros((rows, height, width, 3), np.uint8)
-        self._f32 = np.zeros((rows, 3, height, width), np.float32)
-
-    @property
-    def max_rows(self) -> int:
-        config_max = self.model.config.batching.max_batch_size
-        return min(config_max, self.static_batch) if self.static_batch else config_max
+        # the most rows a batch can hold: max_batch_size, or one flip-test item (2 rows), padded
+        capacity = max(model.config.batching.max_batch_size, 2)
+        capacity = next((size for size in self.pad_sizes if size >= capacity), capacity)
+        self._u8 = np.zeros((capacity, height, width, 3), np.uint8)
+        self._f32 = np.zeros((capacity, 3, height, width), np.float32)
 
     def _padded(self, rows: int) -> int:
         return next((size for size in self.pad_sizes if size >= rows), rows)

@@ -123,14 +123,12 @@ def load_served_model(model: InstalledModel, settings: Settings, trt_cache: Path
     runner_type = PoseRunner if config.task is Task.POSE else DetectorRunner
     runners = [runner_type(model, session, pad_sizes) for session, _ in sessions]
     check_runtime_shapes(runners[0])
-    max_rows = runners[0].max_rows
-    if max_rows < config.batching.max_batch_size:
-        logger.warning("%s: static batch size %d caps max_batch_size %d", model.name, max_rows,
-                       config.batching.max_batch_size)  # fmt: skip
+    if model.io.static_batch:
+        logger.info("%s: static batch size %d: batches run in chunks of that size", model.name, model.io.static_batch)
     policy = BatchPolicy(
-        max_batch_size=max_rows,
+        max_batch_size=config.batching.max_batch_size,
         max_queue_delay_s=config.batching.max_queue_delay_ms / 1000.0,
-        preferred_batch_sizes=tuple(s for s in config.batching.preferred_batch_sizes if s <= max_rows),
+        preferred_batch_sizes=config.batching.preferred_batch_sizes,
         max_queue_size=config.batching.max_queue_size,
     )
     batcher: Batcher = Batcher(model.name, runners, policy)  # type: ignore[type-arg]

@@ -117,12 +117,12 @@ def test_rows_count_towards_the_batch() -> None:
     batcher = make(runner, max_batch_size=4, max_queue_delay_s=0.0)
     first = batcher.submit(0, deadline=FAR)
     assert runner.entered.wait(5)
-    futures = batcher.submit_many([1, 2, 3, 4], deadline=FAR, rows=[2, 2, 1, 2])
+    futures = batcher.submit_many([1, 2, 3, 4, 5, 6], deadline=FAR, rows=[2, 2, 1, 2, 5, 1])
     gate.set()
     [f.result(5) for f in [first, *futures]]
-    assert runner.batches == [[0], [1, 2], [3, 4]]
-    with pytest.raises(ValueError, match="1..4 rows"):
-        batcher.submit(9, deadline=FAR, rows=5)
+    assert runner.batches == [[0], [1, 2], [3, 4], [5], [6]]  # an item over max_batch_size runs alone
+    with pytest.raises(ValueError, match="at least 1 row"):
+        batcher.submit(9, deadline=FAR, rows=0)
     batcher.close(1)
 
 

@@ -1,0 +1,331 @@
+"""The Engine and its Pipeline on real threads and real ORT sessions, with oracle models."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from prometheus_client import REGISTRY
+
+from service.config import Settings
+from service.engine.engine import Engine
+from service.engine.pipeline import EstimateOptions, PoseResult
+from service.errors import (
+    DeadlineExceededError,
+    InferenceError,
+    InvalidOptionsError,
+    QueueFullError,
+    ShuttingDownError,
+    UnknownModelError,
+)
+from service.vision.image import DecodedImage, decode_image
+from tests.oracles import (
+    RTMPOSE_MEAN,
+    RTMPOSE_STD,
+    draw_marker,
+    draw_person,
+    install_detector_oracle,
+    install_model,
+    install_pose_oracle,
+    pose_oracle,
+)
+
+BANDS = ((130.0, 160.0), (175.0, 205.0), (220.0, 255.0))  # three people per image, told apart by blue level
+FAR = 60.0
+POSE_FIELDS = {"task": "pose", "family": "rtmpose", "keypoints": "coco17", "input_size": (192, 256),
+               "mean": RTMPOSE_MEAN, "std": RTMPOSE_STD, "to_rgb": True}  # fmt: skip
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def start_engine(repo: Path, **overrides: object) -> Engine:
+    fields: dict[str, object] = {"model_repository": repo, "model": "pose", "detector": "det", "warmup": True}
+    engine = Engine(Settings(**(fields | overrides)))  # type: ignore[arg-type]
+    engine.start()
+    return engine
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    install_pose_oracle(tmp_path, "pose", batching={"max_batch_size": 16, "max_queue_delay_ms": 5})
+    install_detector_oracle(tmp_path, "det", bands=BANDS, batching={"max_batch_size": 8, "max_queue_delay_ms": 5})
+    return tmp_path
+
+
+@pytest.fixture
+def engine(repo: Path) -> Engine:
+    engine = start_engine(repo)
+    yield engine
+    engine.close(1)
+
+
+def scene(people: list[tuple[tuple[int, int, int, int], tuple[float, float]]], size: tuple[int, int] = (640, 480)):
+    """An image with people (blue boxes of increasing level) each holding one red marker."""
+    image = np.zeros((size[1], size[0], 3), np.uint8)
+    for (box, marker), (lo, hi) in zip(people, BANDS, strict=False):
+        draw_person(image, box, channel=0, value=int((lo + hi) / 2))
+        draw_marker(image, marker, channel=2)
+    return image
+
+
+def decoded(image: np.ndarray) -> DecodedImage:
+    ok, png = cv2.imencode(".png", image)
+    assert ok
+    return decode_image(png.tobytes(), max_pixels=10**8)
+
+
+def run(
+    engine: Engine, image: DecodedImage, options: EstimateOptions | None = None, timeout: float = FAR
+) -> PoseResult:
+    return asyncio.run(
+        engine.pipeline.estimate(image, options or EstimateOptions(), deadline=time.monotonic() + timeout)
+    )
+
+
+def test_people_and_keypoints_come_back_where_they_were_drawn(engine: Engine) -> None:
+    people = [((40, 60, 160, 400), (100, 200)), ((260, 40, 380, 300), (300, 120)), ((460, 100, 600, 460), (530, 380))]
+    result = run(engine, decoded(scene(people)))
+    assert result.width == 640
+    assert result.height == 480
+    assert result.detector == "det"
+    assert result.pose_model == "pose"
+    assert result.keypoint_set == "coco17"
+    order = np.argsort(result.boxes[:, 0])
+    np.testing.assert_allclose(result.boxes[order], [p[0] for p in people], atol=1.0)
+    for i, (box, marker) in zip(order, people, strict=True):
+        size = max(box[2] - box[0], box[3] - box[1])
+        err = np.abs(result.keypoints[i, :, :2] - marker).max()
+        assert err <= 0.01 * size, f"keypoints {result.keypoints[i, 0]} vs marker {marker}"
+        assert result.keypoints[i, :, 2].min() > 0.99
+    np.testing.assert_allclose(result.bbox_scores, 0.9, atol=1e-5)
+    np.testing.assert_allclose(result.scores, 0.9, atol=1e-4)  # bbox score x mean keypoint score (1.0)
+    assert set(result.timing_ms) == {"detect", "pose"}
+
+
+def test_two_hundred_concurrent_requests_each_get_their_own_answer(engine: Engine) -> None:
+    rng = np.random.default_rng(7)
+    cases = []
+    for _ in range(200):
+        x, y = int(rng.integers(0, 400)), int(rng.integers(0, 200))
+        w, h = int(rng.integers(80, 200)), int(rng.integers(120, 260))
+        marker = (x + w * rng.uniform(0.3, 0.7), y + h * rng.uniform(0.3, 0.7))
+        cases.append(((x, y, x + w, y + h), marker))
+    images = [decoded(scene([case])) for case in cases]
+    batches_before = metric("pose_batch_size_count", model="pose")
+    rows_before = metric("pose_batch_size_sum", model="pose")
+
+    async def all_at_once() -> list[PoseResult]:
+        deadline = time.monotonic() + FAR
+        return await asyncio.gather(
+            *(engine.pipeline.estimate(im, EstimateOptions(), deadline=deadline) for im in images)
+        )
+
+    results = asyncio.run(all_at_once())
+    for (box, marker), result in zip(cases, results, strict=True):
+        assert len(result.boxes) == 1
+        np.testing.assert_allclose(result.boxes[0], box, atol=1.0)
+        size = max(box[2] - box[0], box[3] - box[1])
+        assert np.abs(result.keypoints[0, :, :2] - marker).max() <= 0.01 * size
+    batches = metric("pose_batch_size_count", model="pose") - batches_before
+    rows = metric("pose_batch_size_sum", model="pose") - rows_before
+    assert rows == 200
+    assert batches < 200, "crops of different requests must share batches"
+
+
+def test_given_boxes_skip_the_detector(engine: Engine) -> None:
+    image = decoded(scene([((40, 60, 160, 400), (100, 200))]))
+    before = metric("pose_items_total", model="det")
+    result = run(engine, image, EstimateOptions(boxes=np.array([[30, 50, 170, 410]], np.float32)))
+    assert metric("pose_items_total", model="det") == before
+    assert result.detector is None
+    np.testing.assert_allclose(result.bbox_scores, [1.0])
+    assert np.abs(result.keypoints[0, :, :2] - (100, 200)).max() <= 3.6
+
+
+@pytest.mark.parametrize(
+    ("boxes", "message"),
+    [
+        ([[np.nan, 0, 10, 10]], "finite"),
+        ([[0, 0, 10, np.inf]], "finite"),
+        ([[10, 10, 5, 50]], "x2 > x1"),
+        ([[-1, 0, 10, 10]], "inside the 640x480 image"),
+        ([[0, 0, 641, 10]], "inside the 640x480 image"),
+        ([[1, 2, 3]], "x1, y1, x2, y2"),
+    ],
+)
+def test_bad_boxes_are_invalid_options(engine: Engine, boxes: list, message: str) -> None:
+    image = decoded(scene([]))
+    with pytest.raises(InvalidOptionsError, match=message):
+        run(engine, image, EstimateOptions(boxes=np.array(boxes, np.float32)))
+
+
+def test_empty_boxes_mean_nobody(engine: Engine) -> None:
+    result = run(engine, decoded(scene([])), EstimateOptions(boxes=np.zeros((0, 4), np.float32)))
+    assert result.keypoints.shape == (0, 17, 3)
+
+
+def test_unknown_models(engine: Engine) -> None:
+    image = decoded(scene([]))
+    with pytest.raises(UnknownModelError, match=r"model 'nope' is not served; served pose models: \['pose'\]"):
+        run(engine, image, EstimateOptions(model="nope"))
+    with pytest.raises(UnknownModelError, match="'det' is a detect model, not a pose model"):
+        run(engine, image, EstimateOptions(model="det"))
+    with pytest.raises(UnknownModelError, match="'pose' is a pose model, not a detect model"):
+        run(engine, image, EstimateOptions(detector="pose"))
+
+
+def test_max_people_and_threshold(engine: Engine) -> None:
+    people = [((40, 60, 160, 400), (100, 200)), ((260, 40, 380, 300), (300, 120)), ((460, 100, 600, 460), (530, 380))]
+    image = decoded(scene(people))
+    assert len(run(engine, image, EstimateOptions(max_people=2)).boxes) == 2
+    assert len(run(engine, image, EstimateOptions(bbox_threshold=0.95)).boxes) == 0
+
+
+def test_flip_test_runs_two_rows_per_crop_and_agrees(engine: Engine) -> None:
+    image = decoded(scene([((40, 60, 160, 400), (100, 200))]))
+    plain = run(engine, image)
+    rows_before = metric("pose_batch_size_sum", model="pose")
+    flipped = run(engine, image, EstimateOptions(flip_test=True))
+    assert metric("pose_batch_size_sum", model="pose") - rows_before == 2
+    assert np.abs(flipped.keypoints[..., :2] - plain.keypoints[..., :2]).max() <= 1.0
+
+
+def test_dct_downscaled_jpeg_answers_in_original_pixels(engine: Engine) -> None:
+    image = scene([((400, 300, 1400, 1900), (900, 1000))], size=(2000, 2000))
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 98])
+    assert ok
+    small = decode_image(jpeg.tobytes(), max_pixels=10**8, min_long_side=500)
+    assert small.scale == 4
+    result = run(engine, small)
+    np.testing.assert_allclose(result.boxes[0], (400, 300, 1400, 1900), atol=8)
+    assert np.abs(result.keypoints[0, :, :2] - (900, 1000)).max() <= 0.01 * 1600
+
+
+def test_deadline_passes_in_the_queue(engine: Engine) -> None:
+    image = decoded(scene([((40, 60, 160, 400), (100, 200))]))
+    before = metric("pose_rejected_total", reason="deadline")
+    with pytest.raises(DeadlineExceededError):
+        run(engine, image, timeout=0.000001)
+    assert metric("pose_rejected_total", reason="deadline") >= before  # failed in the queue, or while waiting
+
+
+def test_full_queue(tmp_path: Path) -> None:
+    install_pose_oracle(tmp_path, "pose", batching={"max_batch_size": 1, "max_queue_size": 2, "max_queue_delay_ms": 0})
+    install_detector_oracle(tmp_path, "det", bands=BANDS)
+    engine = start_engine(tmp_path)
+    try:
+        image = decoded(scene([]))
+        boxes = np.tile(np.array([[10, 10, 100, 100]], np.float32), (3, 1))
+        with pytest.raises(QueueFullError, match="queue full"):
+            run(engine, image, EstimateOptions(boxes=boxes))  # 3 crops cannot enter a queue of 2
+    finally:
+        engine.close(1)
+
+
+def _poisoned_pose_oracle() -> onnx.ModelProto:
+    """The pose oracle, except that ORT fails at run time on a batch holding a saturated green pixel."""
+    model = pose_oracle((192, 256), [0] * 17)
+    graph = model.graph
+    for node in graph.node:
+        node.output[:] = [f"{o}_clean" if o == "simcc_x" else o for o in node.output]
+    impossible = 4_718_599  # more elements than any batch has: the Reshape below cannot succeed
+    nodes = [
+        helper.make_node("Gather", ["input", "green_idx"], ["green"], axis=1),
+        helper.make_node("ReduceMax", ["green"], ["green_max"], keepdims=0),
+        helper.make_node("Greater", ["green_max", "threshold"], ["poisoned"]),
+        helper.make_node("Cast", ["poisoned"], ["poisoned_i"], to=TensorProto.INT64),
+        helper.make_node("Mul", ["poisoned_i", "width_minus_one"], ["extra"]),
+        helper.make_node("Add", ["extra", "one"], ["width"]),
+        helper.make_node("Concat", ["minus_one", "width"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["input", "shape"], ["reshaped"]),
+        helper.make_node("ReduceSum", ["reshaped"], ["total"], keepdims=0),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Add", ["simcc_x_clean", "nothing"], ["simcc_x"]),
+    ]
+    constants = {
+        "green_idx": np.array([1], np.int64), "threshold": np.array(2.4, np.float32),
+        "width_minus_one": np.array([impossible - 1], np.int64), "one": np.array([1], np.int64),
+        "minus_one": np.array([-1], np.int64), "zero": np.array(0.0, np.float32),
+    }  # fmt: skip
+    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in constants.items())
+    graph.node.extend(nodes)
+    return model
+
+
+def test_a_failing_batch_fails_its_requests_and_the_instance_recovers(tmp_path: Path) -> None:
+    install_model(tmp_path, "pose", _poisoned_pose_oracle(), **POSE_FIELDS)
+    install_detector_oracle(tmp_path, "det", bands=BANDS)
+    engine = start_engine(tmp_path)
+    try:
+        poison = scene([((40, 60, 160, 400), (100, 200))])
+        poison[100:110, 60:70, 1] = 255
+        with pytest.raises(InferenceError, match="pose: inference failed"):
+            run(engine, decoded(poison))
+        healthy = run(engine, decoded(scene([((40, 60, 160, 400), (100, 200))])))
+        assert np.abs(healthy.keypoints[0, :, :2] - (100, 200)).max() <= 3.6
+    finally:
+        engine.close(1)
+
+
+def test_static_batch_model_runs_in_chunks(tmp_path: Path) -> None:
+    model = pose_oracle((192, 256), [0] * 17)
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    install_model(tmp_path, "pose", model, **POSE_FIELDS)
+    install_detector_oracle(tmp_path, "det", bands=BANDS)
+    engine = start_engine(tmp_path)
+    try:
+        assert engine.describe()[0]["static_batch"] == 1
+        people = [((40, 60, 160, 400), (100, 200)), ((260, 40, 380, 300), (300, 120))]
+        result = run(engine, decoded(scene(people)), EstimateOptions(flip_test=True))  # 2 rows per item, 1 per run
+        assert len(result.boxes) == 2
+        order = np.argsort(result.boxes[:, 0])
+        for i, (_, marker) in zip(order, people, strict=True):
+            assert np.abs(result.keypoints[i, :, :2] - marker).max() <= 3.6
+    finally:
+        engine.close(1)
+
+
+def test_close_drains_accepted_work_then_refuses(engine: Engine) -> None:
+    images = [decoded(scene([((40, 60, 160, 400), (100, 200))])) for _ in range(20)]
+
+    async def submit_then_close() -> tuple[list[PoseResult], Exception]:
+        deadline = time.monotonic() + FAR
+        tasks = [
+            asyncio.create_task(engine.pipeline.estimate(im, EstimateOptions(), deadline=deadline)) for im in images
+        ]
+        await asyncio.sleep(0)  # every request is accepted (and waits on the detector)
+        closing = asyncio.create_task(asyncio.to_thread(engine.close, 10))
+        await asyncio.sleep(0.01)
+        try:
+            await engine.pipeline.estimate(images[0], EstimateOptions(), deadline=deadline)
+        except ShuttingDownError as exc:
+            refused = exc
+        results = await asyncio.gather(*tasks)
+        await closing
+        return results, refused
+
+    results, refused = asyncio.run(submit_then_close())
+    assert len(results) == 20
+    for result in results:
+        assert np.abs(result.keypoints[0, :, :2] - (100, 200)).max() <= 3.6
+    assert "shutting down" in str(refused)
+    assert not engine.state.ready
+
+
+def test_describe_and_model_info(engine: Engine) -> None:
+    described = {m["name"]: m for m in engine.describe()}
+    assert described["pose"]["provider"] == "CPUExecutionProvider"
+    assert described["pose"]["weights"] == "custom"
+    assert described["pose"]["batching"]["max_batch_size"] == 16
+    assert described["det"]["task"] == "detect"
+    assert metric("pose_model_info", model="pose", version="1", weights="custom", provider="CPUExecutionProvider",
+                  fallback="true") == 1  # fmt: skip
