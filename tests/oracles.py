@@ -36,6 +36,9 @@ IR_VERSION = 8  # old enough for every onnxruntime the project supports
 RTMPOSE_MEAN, RTMPOSE_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)  # RGB order
 RTMDET_MEAN, RTMDET_STD = (103.53, 116.28, 123.675), (57.375, 57.12, 58.395)  # BGR order
 PAD_VALUE = 114  # the letterbox pad: keep detector bands away from it
+BANDS = ((130.0, 160.0), (175.0, 205.0), (220.0, 255.0))  # up to three people per image, told apart by blue level
+POSE_FIELDS: dict[str, Any] = {"task": "pose", "family": "rtmpose", "keypoints": "coco17", "input_size": (192, 256),
+                               "mean": RTMPOSE_MEAN, "std": RTMPOSE_STD, "to_rgb": True}  # fmt: skip
 
 
 class _Graph:
@@ -222,6 +225,36 @@ def detector_oracle(
         helper.make_tensor_value_info("labels", TensorProto.INT64, ["batch", count]),
     ]
     return g.model([_input()], outputs)
+
+
+def poisoned_pose_oracle() -> onnx.ModelProto:
+    """The pose oracle, except that ORT fails at run time on a batch holding a saturated green pixel."""
+    model = pose_oracle((192, 256), [0] * 17)
+    graph = model.graph
+    for node in graph.node:
+        node.output[:] = [f"{o}_clean" if o == "simcc_x" else o for o in node.output]
+    impossible = 4_718_599  # more elements than any batch has: the Reshape below cannot succeed
+    nodes = [
+        helper.make_node("Gather", ["input", "green_idx"], ["green"], axis=1),
+        helper.make_node("ReduceMax", ["green"], ["green_max"], keepdims=0),
+        helper.make_node("Greater", ["green_max", "threshold"], ["poisoned"]),
+        helper.make_node("Cast", ["poisoned"], ["poisoned_i"], to=TensorProto.INT64),
+        helper.make_node("Mul", ["poisoned_i", "width_minus_one"], ["extra"]),
+        helper.make_node("Add", ["extra", "one"], ["width"]),
+        helper.make_node("Concat", ["minus_one", "width"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["input", "shape"], ["reshaped"]),
+        helper.make_node("ReduceSum", ["reshaped"], ["total"], keepdims=0),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Add", ["simcc_x_clean", "nothing"], ["simcc_x"]),
+    ]
+    constants = {
+        "green_idx": np.array([1], np.int64), "threshold": np.array(2.4, np.float32),
+        "width_minus_one": np.array([impossible - 1], np.int64), "one": np.array([1], np.int64),
+        "minus_one": np.array([-1], np.int64), "zero": np.array(0.0, np.float32),
+    }  # fmt: skip
+    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in constants.items())
+    graph.node.extend(nodes)
+    return model
 
 
 def install_model(repo_root: Path, name: str, model: onnx.ModelProto, **config_fields: Any) -> Path:

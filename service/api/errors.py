@@ -14,6 +14,7 @@ import grpc
 from fastapi.responses import JSONResponse
 
 from service.errors import BadRequestError, PayloadTooLargeError, PoseError, UnsupportedMediaTypeError
+from service.logs import request_id
 from service.vision.image import ImageError, ImageTooLargeError, InvalidImageError, UnsupportedImageTypeError
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,11 @@ def error_response(exc: PoseError) -> JSONResponse:
         headers["Retry-After"] = str(RETRY_AFTER_S[exc.http_status])
     if exc.http_status == HTTPStatus.UNAUTHORIZED:
         headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse(error_body(exc.code, exc.message), status_code=int(exc.http_status), headers=headers)
+    message = exc.message
+    if exc.http_status == HTTPStatus.INTERNAL_SERVER_ERROR:
+        logger.error("answering 500 %s: %s", exc.code, message)  # with the request id, like every line of it
+        message = f"{message} (request id {request_id.get()})"
+    return JSONResponse(error_body(exc.code, message), status_code=int(exc.http_status), headers=headers)
 
 
 @cache

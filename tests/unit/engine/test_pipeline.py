@@ -8,9 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 from prometheus_client import REGISTRY
 
 from service.config import Settings
@@ -26,20 +24,18 @@ from service.errors import (
 )
 from service.vision.image import DecodedImage, decode_image
 from tests.oracles import (
-    RTMPOSE_MEAN,
-    RTMPOSE_STD,
+    BANDS,
+    POSE_FIELDS,
     draw_marker,
     draw_person,
     install_detector_oracle,
     install_model,
     install_pose_oracle,
+    poisoned_pose_oracle,
     pose_oracle,
 )
 
-BANDS = ((130.0, 160.0), (175.0, 205.0), (220.0, 255.0))  # three people per image, told apart by blue level
 FAR = 60.0
-POSE_FIELDS = {"task": "pose", "family": "rtmpose", "keypoints": "coco17", "input_size": (192, 256),
-               "mean": RTMPOSE_MEAN, "std": RTMPOSE_STD, "to_rgb": True}  # fmt: skip
 
 
 def metric(name: str, **labels: str) -> float:
@@ -230,38 +226,8 @@ def test_full_queue(tmp_path: Path) -> None:
         engine.close(1)
 
 
-def _poisoned_pose_oracle() -> onnx.ModelProto:
-    """The pose oracle, except that ORT fails at run time on a batch holding a saturated green pixel."""
-    model = pose_oracle((192, 256), [0] * 17)
-    graph = model.graph
-    for node in graph.node:
-        node.output[:] = [f"{o}_clean" if o == "simcc_x" else o for o in node.output]
-    impossible = 4_718_599  # more elements than any batch has: the Reshape below cannot succeed
-    nodes = [
-        helper.make_node("Gather", ["input", "green_idx"], ["green"], axis=1),
-        helper.make_node("ReduceMax", ["green"], ["green_max"], keepdims=0),
-        helper.make_node("Greater", ["green_max", "threshold"], ["poisoned"]),
-        helper.make_node("Cast", ["poisoned"], ["poisoned_i"], to=TensorProto.INT64),
-        helper.make_node("Mul", ["poisoned_i", "width_minus_one"], ["extra"]),
-        helper.make_node("Add", ["extra", "one"], ["width"]),
-        helper.make_node("Concat", ["minus_one", "width"], ["shape"], axis=0),
-        helper.make_node("Reshape", ["input", "shape"], ["reshaped"]),
-        helper.make_node("ReduceSum", ["reshaped"], ["total"], keepdims=0),
-        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
-        helper.make_node("Add", ["simcc_x_clean", "nothing"], ["simcc_x"]),
-    ]
-    constants = {
-        "green_idx": np.array([1], np.int64), "threshold": np.array(2.4, np.float32),
-        "width_minus_one": np.array([impossible - 1], np.int64), "one": np.array([1], np.int64),
-        "minus_one": np.array([-1], np.int64), "zero": np.array(0.0, np.float32),
-    }  # fmt: skip
-    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in constants.items())
-    graph.node.extend(nodes)
-    return model
-
-
 def test_a_failing_batch_fails_its_requests_and_the_instance_recovers(tmp_path: Path) -> None:
-    install_model(tmp_path, "pose", _poisoned_pose_oracle(), **POSE_FIELDS)
+    install_model(tmp_path, "pose", poisoned_pose_oracle(), **POSE_FIELDS)
     install_detector_oracle(tmp_path, "det", bands=BANDS)
     engine = start_engine(tmp_path)
     try:

@@ -1,0 +1,74 @@
+"""Start the real service (``python -m service``) on a free loopback port, as users run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_server(repo: Path, log: Path, *, ready: bool = True, timeout: float = 60, **env: str) -> Server:
+    """Run ``python -m service`` over ``repo``; wait for /readyz (or only for /healthz when ``ready`` is False)."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "POSE_HOST": "127.0.0.1",
+        "POSE_HTTP_PORT": str(port),
+        "POSE_GRPC_PORT": "0",
+        "POSE_MODEL_REPOSITORY": str(repo),
+        "POSE_LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+        **env,
+    }
+    handle = log.open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=environment, stdout=handle,
+                               stderr=subprocess.STDOUT)  # fmt: skip
+    server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
+    path = "/readyz" if ready else "/healthz"
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited with {process.returncode}:\n{server.logs()[-4000:]}")
+        try:
+            if httpx.get(server.url + path, timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.stop(signal.SIGKILL)
+    raise RuntimeError(f"the service did not answer {path} within {timeout} s:\n{server.logs()[-4000:]}")
