@@ -56,6 +56,7 @@ def csp_layer(
         ``[N, cout, H, W]``.
     """
     mid = int(cout * expand_ratio)
+    mark = g.evaluated()
     short = conv_module(g, x, cin, mid, 1, f"{hint}.short_conv")
     main = conv_module(g, x, cin, mid, 1, f"{hint}.main_conv")
     make = cspnext_block if block == "cspnext" else darknet_bottleneck
@@ -64,4 +65,6 @@ def csp_layer(
     y = g.op("Concat", [main, short], f"{hint}.cat", axis=1)
     if channel_attention_on:
         y = channel_attention(g, y, 2 * mid, f"{hint}.attention")
-    return conv_module(g, y, 2 * mid, cout, 1, f"{hint}.final_conv")
+    out = conv_module(g, y, 2 * mid, cout, 1, f"{hint}.final_conv")
+    g.release_since(mark, keep=[out])
+    return out

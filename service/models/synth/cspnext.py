@@ -55,6 +55,7 @@ def cspnext(g: Graph, x: str, scale: Scale, *, depthwise: bool = False, hint: st
         cin, cout = int(cin * scale.widen), int(cout * scale.widen)
         num_blocks = max(round(blocks * scale.deepen), 1)
         name = f"{hint}.stage{i + 1}"
+        mark = g.evaluated()
         y = conv_or_dw(g, y, cin, cout, 3, f"{name}.0", depthwise=depthwise, stride=2)
         if use_spp:
             y = spp_bottleneck(g, y, cout, cout, f"{name}.1")
@@ -62,5 +63,6 @@ def cspnext(g: Graph, x: str, scale: Scale, *, depthwise: bool = False, hint: st
             g, y, cout, cout, f"{name}.{2 if use_spp else 1}", num_blocks=num_blocks, add_identity=add_identity,
             depthwise=depthwise, block="cspnext", channel_attention_on=True,
         )  # fmt: skip
+        g.release_since(mark, keep=[y])
         outs.append(y)
     return outs[1:]

@@ -38,8 +38,8 @@ class Graph:
     def __init__(self, seed: int, *, materialize: bool = True) -> None:
         self.seed = seed
         self.materialize = materialize
+        self._model = onnx.ModelProto()  # initializers are written straight into it: no copy of big weights
         self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[TensorProto] = []
         self._rng = np.random.default_rng(seed)
         self._taken: set[str] = set()
         self._consts: dict[tuple[str, tuple[int, ...], bytes], str] = {}
@@ -72,6 +72,20 @@ class Graph:
         if value is not None:
             self._values[name] = value
 
+    def forget(self, *names: str) -> None:
+        """Drop calibration values nothing will read again (keeps big builds' memory down)."""
+        for name in names:
+            self._values.pop(name, None)
+
+    def evaluated(self) -> set[str]:
+        """Names that currently have a calibration value (a mark for :meth:`release_since`)."""
+        return set(self._values)
+
+    def release_since(self, mark: set[str], keep: Sequence[str]) -> None:
+        """Drop the calibration values created after ``mark`` except ``keep`` (a finished module's internals)."""
+        for name in [n for n in self._values if n not in mark and n not in keep]:
+            del self._values[name]
+
     def rms(self, name: str) -> float:
         """Root-mean-square of ``name`` on the calibration batch (1.0 where it is not evaluated)."""
         v = self._values.get(name)
@@ -94,11 +108,14 @@ class Graph:
     def param(self, hint: str, array: np.ndarray | None, shape: Sequence[int]) -> str:
         """Add a float32 initializer (shape only when ``array`` is None)."""
         name = self.name(hint)
-        if array is None:
-            tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=list(shape))
-        else:
-            tensor = numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float32), name=name)
-        self.initializers.append(tensor)
+        tensor = self._model.graph.initializer.add()
+        tensor.name = name
+        tensor.data_type = TensorProto.FLOAT
+        tensor.dims.extend(int(d) for d in shape)
+        if array is not None:
+            if tuple(array.shape) != tuple(shape):
+                raise ValueError(f"{name}: array shape {array.shape} differs from declared {tuple(shape)}")
+            tensor.raw_data = np.ascontiguousarray(array, dtype="<f4").tobytes()
         return name
 
     def normal(self, hint: str, shape: Sequence[int], std: float, mean: float = 0.0) -> str:
@@ -116,7 +133,7 @@ class Graph:
         key = (array.dtype.str, array.shape, array.tobytes())
         if key not in self._consts:
             name = self.name("const")
-            self.initializers.append(numpy_helper.from_array(array, name=name))
+            self._model.graph.initializer.add().CopyFrom(numpy_helper.from_array(array, name=name))
             self._consts[key] = name
             self._values[name] = array
         return self._consts[key]
@@ -157,14 +174,15 @@ class Graph:
         outputs: Sequence[onnx.ValueInfoProto],
         metadata: dict[str, str],
     ) -> onnx.ModelProto:
-        """The finished model (opset 11), with ``metadata`` as its metadata_props."""
+        """The finished model (opset 11), with ``metadata`` as its metadata_props; the Graph is spent."""
         self._values.clear()
-        graph = helper.make_graph(self.nodes, name, list(inputs), list(outputs), initializer=self.initializers)
-        model = helper.make_model(
-            graph,
-            opset_imports=[helper.make_opsetid("", OPSET)],
-            producer_name=GENERATOR,
-            ir_version=IR_VERSION,
-        )
+        model, self._model = self._model, onnx.ModelProto()
+        model.graph.name = name
+        model.graph.node.extend(self.nodes)
+        model.graph.input.extend(inputs)
+        model.graph.output.extend(outputs)
+        model.ir_version = IR_VERSION
+        model.producer_name = GENERATOR
+        model.opset_import.append(helper.make_opsetid("", OPSET))
         helper.set_model_props(model, metadata)
         return model

@@ -38,11 +38,19 @@ def quantize_scale(v: np.ndarray | float) -> np.ndarray:
 
 
 def activation(g: Graph, x: str, act: Act, hint: str) -> str:
-    """SiLU (``x * Sigmoid(x)``, as exported), ReLU or identity."""
+    """SiLU (``x * Sigmoid(x)``, as exported), ReLU or identity.
+
+    ``x`` must be a pre-activation nothing else reads: its calibration value is dropped.
+    """
     if act == "silu":
-        return g.op("Mul", [x, g.op("Sigmoid", [x], f"{hint}.sigmoid")], f"{hint}.silu")
+        sigmoid = g.op("Sigmoid", [x], f"{hint}.sigmoid")
+        y = g.op("Mul", [x, sigmoid], f"{hint}.silu")
+        g.forget(x, sigmoid)
+        return y
     if act == "relu":
-        return g.op("Relu", [x], f"{hint}.relu")
+        y = g.op("Relu", [x], f"{hint}.relu")
+        g.forget(x)
+        return y
     return x
 
 
@@ -242,7 +250,8 @@ def shared_conv_modules(g: Graph, xs: list[str], cin: int, cout: int, k: int, hi
         if gamma is not None and beta is not None:
             scale, shift = fold_bn(g.value(raw), gamma, beta, fallback_rms=g.rms(x))
             scale, shift = scale.reshape(1, cout, 1, 1), shift.reshape(1, cout, 1, 1)
-        y = g.op("Mul", [raw, g.param(f"{name}.weight", scale, (1, cout, 1, 1))], f"{name}.scale")
-        y = g.op("Add", [y, g.param(f"{name}.bias", shift, (1, cout, 1, 1))], f"{name}.shift")
+        scaled = g.op("Mul", [raw, g.param(f"{name}.weight", scale, (1, cout, 1, 1))], f"{name}.scale")
+        y = g.op("Add", [scaled, g.param(f"{name}.bias", shift, (1, cout, 1, 1))], f"{name}.shift")
+        g.forget(raw, scaled)
         outs.append(activation(g, y, "silu", name))
     return outs

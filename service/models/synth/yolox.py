@@ -67,6 +67,7 @@ def csp_darknet(g: Graph, x: str, spec: YoloxSpec, hint: str = "backbone") -> li
     for i, (cin, cout, blocks, add_identity, use_spp) in enumerate(DARKNET_P5):
         cin, cout = int(cin * spec.widen), int(cout * spec.widen)
         name = f"{hint}.stage{i + 1}"
+        mark = g.evaluated()
         y = conv_or_dw(g, y, cin, cout, 3, f"{name}.0", depthwise=spec.depthwise, stride=2)
         if use_spp:
             y = spp_bottleneck(g, y, cout, cout, f"{name}.1")
@@ -74,6 +75,7 @@ def csp_darknet(g: Graph, x: str, spec: YoloxSpec, hint: str = "backbone") -> li
             g, y, cout, cout, f"{name}.{2 if use_spp else 1}", num_blocks=max(round(blocks * spec.deepen), 1),
             add_identity=add_identity, depthwise=spec.depthwise, block="darknet",
         )  # fmt: skip
+        g.release_since(mark, keep=[y])
         outs.append(y)
     return outs[1:]
 
