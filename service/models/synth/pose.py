@@ -64,11 +64,10 @@ def build_pose(
         simcc_x, simcc_y = rtmw_head(g, neck[1], neck[2], channels[-1], num_keypoints, input_size)
     else:
         simcc_x, simcc_y = rtmcc_head(g, feats[-1], channels[-1], num_keypoints, input_size)
-    assert (simcc_x, simcc_y) == ("simcc_x", "simcc_y")
     r = SIMCC_SPLIT_RATIO
     inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, height, width])]
     outputs = [
-        helper.make_tensor_value_info("simcc_x", TensorProto.FLOAT, ["batch", num_keypoints, int(width * r)]),
-        helper.make_tensor_value_info("simcc_y", TensorProto.FLOAT, ["batch", num_keypoints, int(height * r)]),
+        helper.make_tensor_value_info(simcc_x, TensorProto.FLOAT, ["batch", num_keypoints, int(width * r)]),
+        helper.make_tensor_value_info(simcc_y, TensorProto.FLOAT, ["batch", num_keypoints, int(height * r)]),
     ]
     return g.model(arch, inputs, outputs, synthetic_metadata(arch, seed))
