@@ -257,6 +257,37 @@ def poisoned_pose_oracle() -> onnx.ModelProto:
     return model
 
 
+def slow_pose_oracle(
+    input_size: tuple[int, int], channels: Sequence[int], *, out_channels: int = 32, kernel: int = 7
+) -> onnx.ModelProto:
+    """:func:`pose_oracle` plus a real convolution whose result is multiplied by zero.
+
+    The answers are the oracle's; the cost is that of a small network (about
+    ``h * w * out_channels * 3 * kernel**2`` multiply-adds per crop), for tests that need
+    work to take time: shutdown under load, readiness during warm-up.
+    """
+    model = pose_oracle(input_size, channels)
+    graph = model.graph
+    for node in graph.node:
+        node.output[:] = [f"{o}_fast" if o == "simcc_x" else o for o in node.output]
+    weight = np.random.default_rng(0).standard_normal((out_channels, 3, kernel, kernel)).astype(np.float32)
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(weight, "slow_weight"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "slow_zero"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Conv", ["input", "slow_weight"], ["slow_features"], pads=[kernel // 2] * 4),
+            helper.make_node("ReduceSum", ["slow_features"], ["slow_total"], keepdims=0),
+            helper.make_node("Mul", ["slow_total", "slow_zero"], ["slow_nothing"]),
+            helper.make_node("Add", ["simcc_x_fast", "slow_nothing"], ["simcc_x"]),
+        ]
+    )
+    return model
+
+
 def install_model(repo_root: Path, name: str, model: onnx.ModelProto, **config_fields: Any) -> Path:
     """Write ``repo_root/name/config.toml`` and ``repo_root/name/1/model.onnx``.
 

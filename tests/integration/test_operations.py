@@ -1,0 +1,124 @@
+"""Start-up, readiness, auth, CORS and graceful shutdown of the real server process."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.server import start_server
+from tests.integration.test_http import PNG, SCENE
+from tests.oracles import (
+    BANDS,
+    POSE_FIELDS,
+    install_detector_oracle,
+    install_model,
+    install_pose_oracle,
+    slow_pose_oracle,
+)
+
+
+@pytest.fixture
+def small_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    install_pose_oracle(repo, "pose", batching={"max_batch_size": 1, "max_queue_delay_ms": 0})
+    install_detector_oracle(repo, "det", bands=BANDS)
+    return repo
+
+
+def in_progress(url: str) -> float:
+    match = re.search(r'pose_requests_in_progress\{protocol="http"\} (\S+)', httpx.get(url + "/metrics").text)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_sigterm_during_load_finishes_the_accepted_requests(small_repo: Path, tmp_path: Path) -> None:
+    install_model(small_repo, "pose", slow_pose_oracle((192, 256), [0] * 17), **POSE_FIELDS,
+                  batching={"max_batch_size": 4, "max_queue_delay_ms": 0})  # fmt: skip
+    server = start_server(small_repo, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det",
+                          POSE_SHUTDOWN_GRACE_S="60")  # fmt: skip
+
+    async def load_then_sigterm() -> list[int | str]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=90) as client:
+            boxes = "[" + ",".join(["[10,10,200,300]"] * 12) + "]"  # 12 slow crops per request
+            tasks = [asyncio.create_task(client.post("/v1/pose", params={"boxes": boxes}, content=SCENE, headers=PNG))
+                     for _ in range(6)]  # fmt: skip
+            end = time.monotonic() + 30
+            while await asyncio.to_thread(in_progress, server.url) < 6:  # every request accepted and running
+                assert time.monotonic() < end, "the requests never all got in"
+                await asyncio.sleep(0.02)
+            assert not all(t.done() for t in tasks)
+            server.process.send_signal(signal.SIGTERM)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            return [r.status_code if isinstance(r, httpx.Response) else type(r).__name__ for r in results]
+
+    codes = asyncio.run(load_then_sigterm())
+    assert codes == [200] * 6, codes
+    # uvicorn re-raises SIGTERM once its graceful shutdown is complete (exit 143 to an orchestrator)
+    assert server.process.wait(60) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in server.logs()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url + "/healthz")
+
+
+def test_auth_and_cors(small_repo: Path, tmp_path: Path) -> None:
+    server = start_server(small_repo, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det",
+                          POSE_API_KEYS="s3cret,other", POSE_CORS_ORIGINS="https://app.example")  # fmt: skip
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            denied = client.post("/v1/pose", content=SCENE, headers=PNG)
+            assert denied.status_code == 401
+            assert denied.json()["error"]["code"] == "unauthorized"
+            assert denied.headers["www-authenticate"] == "Bearer"
+            assert client.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+            ok = client.post("/v1/pose", content=SCENE, headers=PNG | {"Authorization": "Bearer other"})
+            assert ok.status_code == 200
+            for open_path in ("/healthz", "/readyz", "/metrics"):
+                assert client.get(open_path).status_code == 200
+            preflight = client.options("/v1/pose", headers={"Origin": "https://app.example",
+                                                            "Access-Control-Request-Method": "POST"})  # fmt: skip
+            assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+            stranger = client.options("/v1/pose", headers={"Origin": "https://evil.example",
+                                                           "Access-Control-Request-Method": "POST"})  # fmt: skip
+            assert "access-control-allow-origin" not in stranger.headers
+    finally:
+        server.stop()
+
+
+def test_a_missing_model_stops_the_process_with_a_clear_message(small_repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="the service exited with 1") as info:
+        start_server(small_repo, tmp_path / "log", POSE_MODEL="rtmpose-m", POSE_DETECTOR="det")
+    assert "model 'rtmpose-m' is not installed" in str(info.value)
+    assert "python -m service.models ensure rtmpose-m" in str(info.value)
+
+
+def test_a_broken_config_names_file_and_field(small_repo: Path, tmp_path: Path) -> None:
+    config = small_repo / "pose" / "config.toml"
+    config.write_text(config.read_text().replace("max_batch_size = 1", "max_batch_size = -4"))
+    with pytest.raises(RuntimeError, match=r"config.toml: field 'batching.max_batch_size'"):
+        start_server(small_repo, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det")
+
+
+def test_not_ready_until_warm(small_repo: Path, tmp_path: Path) -> None:
+    """While a slow model warms up, /readyz and /v1/pose answer 503 and /healthz 200."""
+    install_model(small_repo, "pose", slow_pose_oracle((192, 256), [0] * 17, out_channels=64), **POSE_FIELDS,
+                  batching={"max_batch_size": 64, "preferred_batch_sizes": [64]})  # fmt: skip
+    server = start_server(small_repo, tmp_path / "log", ready=False, POSE_MODEL="pose", POSE_DETECTOR="det")
+    try:
+        ready = httpx.get(server.url + "/readyz", timeout=5)
+        early = httpx.post(server.url + "/v1/pose", content=SCENE, headers=PNG, timeout=5)
+        assert ready.status_code == 503, "warm-up of 64 slow crops takes seconds: the first probe finds it warming"
+        assert ready.json()["error"] == {"code": "not_ready", "message": "loading and warming up models"}
+        assert ready.headers["retry-after"] == "5"
+        assert early.status_code == 503
+        end = time.monotonic() + 120
+        while httpx.get(server.url + "/readyz", timeout=5).status_code != 200:
+            assert time.monotonic() < end
+            time.sleep(0.1)
+        assert httpx.post(server.url + "/v1/pose", content=SCENE, headers=PNG, timeout=30).status_code == 200
+    finally:
+        server.stop()
