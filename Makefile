@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 REPO ?= model_repository
 MODELS ?= rtmpose-m rtmdet-nano
 
-.PHONY: help install models run test lint format unit integration bench clean proto openapi
+.PHONY: help install models run test lint format unit integration bench clean docs
 
 help:
 	@echo "make run     start the service (HTTP :8000, gRPC :50051) with the default models"
@@ -45,6 +45,9 @@ integration: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -q
+
+docs: $(STAMP)
+	$(PY) scripts/render_docs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

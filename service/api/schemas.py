@@ -37,8 +37,9 @@ class PoseQuery(_Options):
 
     boxes: str | None = Field(
         None,
-        max_length=100_000,
-        description="Person boxes as JSON, e.g. [[10,20,200,400]]: skips the detector. Pixels of the original image.",
+        max_length=4000,  # URLs stay well under HTTP parsers' limits; longer lists go in a form field or JSON body
+        description="Person boxes as JSON, e.g. [[10,20,200,400]]: skips the detector. Pixels of the original "
+        "image. Longer lists: send them as a form field or in the JSON body.",
     )
 
 

@@ -22,16 +22,22 @@ def _fmt(value: float | None, unit: str) -> str:
 
 
 def markdown_table() -> str:
-    """The registry as the README's model table."""
+    """The README's model table: published figures next to those measured on the synthesized graph."""
+    from service.models.synth.__main__ import rows  # heavy graph code: only for this table
+
+    measured = {row[0]: row for row in rows()[1:]}
     lines = [
-        "| name | task | keypoints | input WxH | params | FLOPs | published accuracy | source |",
+        "| name | task | keypoints | input WxH | params M published / synthetic | GFLOPs published / synthetic "
+        "| published accuracy | source |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for e in ENTRIES:
         source = "PyTorch only: export required" if e.export_required else f"[{e.format.value}]({e.url})"
+        row = measured[e.name]
+        synth_params, synth_flops = (row[3], row[6]) if row[4:5] != ("",) else ("not synthesized", "-")
         lines.append(
-            f"| `{e.name}` | {e.task.value} | {e.keypoints or '-'} | "
-            f"{e.input_size[0]}x{e.input_size[1]} | {_fmt(e.params_m, 'M')} | {_fmt(e.flops_g, 'G')} | "
+            f"| `{e.name}` | {e.task.value} | {e.keypoints or '-'} | {e.input_size[0]}x{e.input_size[1]} | "
+            f"{_fmt(e.params_m, '')} / {synth_params} | {_fmt(e.flops_g, '')} / {synth_flops} | "
             f"{e.accuracy or '-'} | {source} |"
         )
     return "\n".join(lines)

@@ -61,5 +61,7 @@ def synthesize(entry: RegistryEntry, *, seed: int = 0, materialize: bool = True)
         if entry.arch not in DETECTOR_ARCHS:
             raise ValueError(f"{entry.name}: arch {entry.arch!r} is a pose model but the entry is a detector")
         model = build_detector(entry.arch, entry.input_size, seed, entry.output_format, materialize=materialize)
-    logger.info("synthesized %s (%s, seed %d) in %.1f s", entry.name, entry.arch, seed, time.perf_counter() - start)
+    level = logging.INFO if materialize else logging.DEBUG  # shape-only builds are for counting, not news
+    elapsed = time.perf_counter() - start
+    logger.log(level, "synthesized %s (%s, seed %d) in %.1f s", entry.name, entry.arch, seed, elapsed)
     return model

@@ -1,0 +1,12 @@
+"""``python -m service.api``: print the OpenAPI document (``make openapi`` writes docs/openapi.json with it)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from service.api.http import openapi_document
+
+if __name__ == "__main__":
+    json.dump(openapi_document(), sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
