@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 REPO ?= model_repository
 MODELS ?= rtmpose-m rtmdet-nano
 
+BENCH_VENV := .bench-venv
+
 .PHONY: help install models run test lint format unit integration bench clean docs
 
 help:
@@ -45,6 +47,18 @@ integration: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -q
+
+# rtmlib pulls opencv-python + opencv-contrib-python, which clash with the service's headless OpenCV:
+# it gets its own environment, with the same onnxruntime version as the service.
+$(BENCH_VENV)/.installed: $(STAMP)
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q rtmlib==0.0.16 \
+		onnxruntime==$$($(PY) -c "import onnxruntime; print(onnxruntime.__version__)")
+	touch $@
+
+bench: $(STAMP) $(BENCH_VENV)/.installed
+	$(PY) -m benchmarks.bench
 
 docs: $(STAMP)
 	$(PY) scripts/render_docs.py

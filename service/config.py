@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         le=256,
         description="Intra-op threads per CPU instance; 0 = the cores split among the model's instances.",
     )
+    cpu_spinning: bool = Field(
+        False,
+        description="Let idle ONNX Runtime CPU threads spin (lower latency per run, but idle spinners steal cores "
+        "from the other models).",
+    )
     warmup: bool = Field(True, description="Run every preferred batch size once before /readyz turns ready.")
     download_timeout_s: float = Field(20.0, gt=0, description="Connect/read timeout of model downloads.")
 

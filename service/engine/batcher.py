@@ -62,11 +62,27 @@ class Item(Generic[T, R]):
 class Batcher(Generic[T, R]):
     """A bounded queue of items served in batches by one thread per runner."""
 
-    def __init__(self, name: str, runners: Sequence[Runner[T, R]], policy: BatchPolicy) -> None:
+    def __init__(
+        self,
+        name: str,
+        runners: Sequence[Runner[T, R]],
+        policy: BatchPolicy,
+        *,
+        more_expected: Callable[[], bool] | None = None,
+    ) -> None:
+        """
+        Args:
+            name: model name (metric label, thread names, messages).
+            runners: one per instance; each is called on its own thread.
+            policy: when to cut a batch.
+            more_expected: optional hint from upstream; when it returns False no item can arrive
+                soon, so a partial batch runs at once instead of waiting out ``max_queue_delay``.
+        """
         if not runners:
             raise ValueError(f"{name}: a Batcher needs at least one runner (model instance)")
         self.name = name
         self.policy = policy
+        self._more_expected = more_expected
         self._runners = list(runners)
         self._queue: deque[Item[T, R]] = deque()
         self._rows = 0  # rows waiting in the queue
@@ -132,6 +148,8 @@ class Batcher(Generic[T, R]):
             return reachable[-1]
         if self._closing or time.monotonic() >= self._queue[0].enqueued + policy.max_queue_delay_s:
             return policy.max_batch_size
+        if self._more_expected is not None and not self._more_expected():
+            return policy.max_batch_size  # waiting cannot grow the batch
         return None
 
     def _next_batch(self) -> list[Item[T, R]] | None:

@@ -57,7 +57,10 @@ class Engine:
         try:
             trt_cache = self.settings.model_repository / ".trt_cache"
             for name in self.model_names():
-                served = load_served_model(self.repository.load(name), self.settings, trt_cache)
+                model = self.repository.load(name)
+                # pose queues wait for more crops only while some request is still in detection
+                hint = self.pipeline.crops_expected if model.config.task is Task.POSE else None
+                served = load_served_model(model, self.settings, trt_cache, more_expected=hint)
                 self.models[name] = served
                 self._announce(served)
             self._check_defaults()

@@ -89,8 +89,18 @@ class Pipeline:
         self.default_detector = default_detector
         self.max_people = max_people
         self._inflight = 0
+        self._detecting = 0  # requests between detector submit and pose submit: the only source of new crops
         self._closing = False
         self._idle = threading.Condition()
+
+    def crops_expected(self) -> bool:
+        """Whether a request is still in detection, so crops may soon join the pose queues.
+
+        The pose Batchers wait out ``max_queue_delay_ms`` for more crops only while this is
+        True; with nothing in detection a partial batch runs at once (read without a lock:
+        a stale answer costs at most one delay or one smaller batch).
+        """
+        return self._detecting > 0  # read without the lock: a stale answer is harmless
 
     def stop_accepting(self) -> None:
         """New requests fail with ShuttingDownError from now on; accepted ones go on."""
@@ -169,17 +179,24 @@ class Pipeline:
             # original pixels -> decoded pixels (the inverse of image.boxes_to_original)
             boxes = self._check_boxes(options.boxes, image.width, image.height) / np.float32(image.scale)
             bbox_scores = np.ones(len(boxes), np.float32)
+            futures = self._submit_crops(pose, image, boxes, options, deadline)
         else:
             assert detector is not None
             threshold = detector.model.config.score_threshold
             if options.bbox_threshold is not None:
                 threshold = options.bbox_threshold
             job = DetectJob(image=image.bgr, score_threshold=threshold, max_people=max_people)
-            (found,) = await _gather([detector.batcher.submit(job, deadline=deadline)], deadline)
-            assert isinstance(found, Detections)
-            boxes, bbox_scores = found.boxes, found.scores
-            timing["detect"] = (time.perf_counter() - start) * 1000
-        keypoints = await self._pose(pose, image, boxes, options, deadline)
+            with self._detection():
+                (found,) = await _gather([detector.batcher.submit(job, deadline=deadline)], deadline)
+                assert isinstance(found, Detections)
+                boxes, bbox_scores = found.boxes, found.scores
+                timing["detect"] = (time.perf_counter() - start) * 1000
+                futures = self._submit_crops(pose, image, boxes, options, deadline)
+        keypoints = (
+            np.stack(await _gather(futures, deadline)).astype(np.float32, copy=False)
+            if futures
+            else np.zeros((0, pose.model.config.num_keypoints, 3), np.float32)
+        )
         timing["pose"] = (time.perf_counter() - start) * 1000 - timing.get("detect", 0.0)
         if image.scale != 1:
             boxes = image.boxes_to_original(boxes)
@@ -198,18 +215,27 @@ class Pipeline:
             timing_ms=timing,
         )
 
-    async def _pose(
+    @contextmanager
+    def _detection(self) -> Iterator[None]:
+        """Counts the request as a source of crops until its crops are queued."""
+        with self._idle:
+            self._detecting += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._detecting -= 1
+
+    def _submit_crops(
         self, pose: ServedModel, image: DecodedImage, boxes: F32, options: EstimateOptions, deadline: float
-    ) -> F32:
-        config = pose.model.config
-        k = config.num_keypoints
+    ) -> list[Future[F32]]:
+        """Queue one item per person box (two rows each with flip test); all or none."""
         if len(boxes) == 0:
-            return np.zeros((0, k, 3), np.float32)
+            return []
+        config = pose.model.config
         width, height = config.input_size
         centers, scales = bbox_xyxy_to_center_scale(boxes, padding=config.bbox_padding)
         scales = fix_aspect_ratio(scales, width / height)
         flip = config.flip_test if options.flip_test is None else options.flip_test
         jobs = [CropJob(image.bgr, centers[i], scales[i], flip) for i in range(len(boxes))]
-        rows = [2 if flip else 1] * len(jobs)
-        futures = pose.batcher.submit_many(jobs, deadline=deadline, rows=rows)
-        return np.stack(await _gather(futures, deadline)).astype(np.float32, copy=False)
+        return pose.batcher.submit_many(jobs, deadline=deadline, rows=[2 if flip else 1] * len(jobs))

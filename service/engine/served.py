@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,13 +108,23 @@ def check_runtime_shapes(runner: DetectorRunner | PoseRunner) -> None:
                                    "expected [N,D,5] / [N,D]")  # fmt: skip
 
 
-def load_served_model(model: InstalledModel, settings: Settings, trt_cache: Path) -> ServedModel:
-    """Open ``count`` sessions on the model's device, build runners and the Batcher (not started)."""
+def load_served_model(
+    model: InstalledModel,
+    settings: Settings,
+    trt_cache: Path,
+    *,
+    more_expected: Callable[[], bool] | None = None,
+) -> ServedModel:
+    """Open ``count`` sessions on the model's device, build runners and the Batcher (not started).
+
+    Args:
+        more_expected: the Batcher's hint that more items may arrive soon (see ``Batcher``).
+    """
     config = model.config
     device = parse_device(settings.device or config.instances.device)
     threads = _threads(model, settings)
     sessions = [
-        create_session(model.onnx_path, device, threads=threads, trt_cache=trt_cache)
+        create_session(model.onnx_path, device, threads=threads, trt_cache=trt_cache, spinning=settings.cpu_spinning)
         for _ in range(config.instances.count)
     ]
     infos = [info for _, info in sessions]
@@ -131,5 +142,5 @@ def load_served_model(model: InstalledModel, settings: Settings, trt_cache: Path
         preferred_batch_sizes=config.batching.preferred_batch_sizes,
         max_queue_size=config.batching.max_queue_size,
     )
-    batcher: Batcher = Batcher(model.name, runners, policy)  # type: ignore[type-arg]
+    batcher: Batcher = Batcher(model.name, runners, policy, more_expected=more_expected)  # type: ignore[type-arg]
     return ServedModel(model=model, batcher=batcher, runners=runners, sessions=infos)  # type: ignore[arg-type]

@@ -272,3 +272,24 @@ def test_policy_is_checked_when_built() -> None:
         BatchPolicy(max_batch_size=0)
     with pytest.raises(ValueError, match="max_queue_delay_s"):
         BatchPolicy(max_queue_delay_s=-1)
+
+
+def test_no_wait_when_upstream_says_nothing_more_is_coming() -> None:
+    expected = threading.Event()  # set: more items may come; clear: nothing can arrive soon
+    runner = Recorder()
+    batcher: Batcher[int, int] = Batcher(
+        "test-hint", [runner], BatchPolicy(max_batch_size=8, max_queue_delay_s=30.0), more_expected=expected.is_set
+    )
+    batcher.start()
+    start = time.monotonic()
+    assert batcher.submit(1, deadline=FAR).result(5) == 10  # would wait 30 s without the hint
+    assert time.monotonic() - start < 5
+    expected.set()
+    waiting = batcher.submit(2, deadline=FAR)
+    time.sleep(0.1)
+    assert not waiting.done(), "while more items may come, a partial batch waits for the delay"
+    expected.clear()
+    batcher.submit(3, deadline=FAR).result(5)  # the new item's arrival re-checks the hint: both run now
+    assert waiting.result(5) == 20
+    assert runner.batches[-1] == [2, 3]
+    batcher.close(1)

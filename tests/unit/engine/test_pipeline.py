@@ -295,3 +295,17 @@ def test_describe_and_model_info(engine: Engine) -> None:
     assert described["det"]["task"] == "detect"
     assert metric("pose_model_info", model="pose", version="1", weights="custom", provider="CPUExecutionProvider",
                   fallback="true") == 1  # fmt: skip
+
+
+def test_a_lone_request_does_not_wait_for_the_pose_queue_delay(tmp_path: Path) -> None:
+    install_pose_oracle(tmp_path, "pose", batching={"max_batch_size": 16, "max_queue_delay_ms": 2000})
+    install_detector_oracle(tmp_path, "det", bands=BANDS, batching={"max_batch_size": 8, "max_queue_delay_ms": 0})
+    engine = start_engine(tmp_path)
+    try:
+        image = decoded(scene([((40, 60, 160, 400), (100, 200))]))
+        start = time.monotonic()
+        result = run(engine, image)
+        assert time.monotonic() - start < 1.5, "nothing else is in detection: no crop can join, so no waiting"
+        assert len(result.boxes) == 1
+    finally:
+        engine.close(1)

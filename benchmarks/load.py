@@ -1,0 +1,72 @@
+"""Load generators: the in-process Pipeline and the HTTP service, with N concurrent submitters."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from benchmarks.stats import Rate, summarize
+from service.engine.engine import Engine
+from service.engine.pipeline import EstimateOptions
+from service.vision.image import DecodedImage
+
+
+async def _drive(call, images: list, concurrency: int, seconds: float) -> tuple[list[float], float, int]:  # noqa: ANN001
+    """``concurrency`` workers call ``call(image)`` back to back for ``seconds``; latencies, wall, people."""
+    latencies: list[float] = []
+    people = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(offset: int) -> None:
+        nonlocal people
+        i = offset
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            found = await call(images[i % len(images)])  # (not `people += await ...`: that reads before awaiting)
+            latencies.append(time.perf_counter() - t0)
+            people += found
+            i += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    return latencies, time.perf_counter() - start, people
+
+
+def pipeline_rate(
+    engine: Engine, images: list[DecodedImage], concurrency: int, seconds: float, max_people: int
+) -> Rate:
+    options = EstimateOptions(max_people=max_people)
+
+    async def call(image: DecodedImage) -> int:
+        result = await engine.pipeline.estimate(image, options, deadline=time.monotonic() + 60)
+        return len(result.boxes)
+
+    async def run() -> tuple[list[float], float, int]:
+        await _drive(call, images, concurrency, min(2.0, seconds))  # warm the queues and caches
+        return await _drive(call, images, concurrency, seconds)
+
+    latencies, wall, people = asyncio.run(run())
+    notes = f"{people / max(1, len(latencies)):.2f} people/image"
+    return summarize(f"pipeline in process, concurrency {concurrency}", latencies, wall, len(latencies), "images/s",
+                     notes)  # fmt: skip
+
+
+def http_rate(url: str, jpegs: list[bytes], concurrency: int, seconds: float, max_people: int) -> Rate:
+    async def run() -> tuple[list[float], float, int]:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+            async def call(data: bytes) -> int:
+                response = await client.post("/v1/pose", params={"max_people": max_people}, content=data,
+                                             headers={"Content-Type": "image/jpeg"})  # fmt: skip
+                response.raise_for_status()
+                return len(response.json()["people"])
+
+            await _drive(call, jpegs, concurrency, min(2.0, seconds))
+            return await _drive(call, jpegs, concurrency, seconds)
+
+    latencies, wall, people = asyncio.run(run())
+    notes = f"{people / max(1, len(latencies)):.2f} people/image, JPEG decode included"
+    return summarize(f"HTTP /v1/pose, concurrency {concurrency}", latencies, wall, len(latencies), "images/s", notes)
