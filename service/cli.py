@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from service.api import formats
-from service.config import Settings
+from service.config import LogFormat, Settings
 from service.engine.engine import Engine
 from service.engine.pipeline import EstimateOptions
 from service.errors import PoseError
@@ -82,7 +82,7 @@ async def run(args: argparse.Namespace, engine: Engine, settings: Settings) -> l
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     base = Settings()
-    configure_logging(base.log_level if base.log_level != "INFO" else "WARNING", base.log_format)
+    configure_logging(base.log_level if base.log_level != "INFO" else "WARNING", LogFormat.TEXT)  # a terminal
     settings = base.model_copy(update={
         "model": args.model or base.model, "detector": args.detector or base.detector, "extra_models": [],
         "warmup": False,

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 OFFLINE_HINT = (
     "If this machine is offline: download it elsewhere and run "
     "`python -m service.models import {name} FILE.onnx`, or run `python -m service.models synth {name}` "
-    "for architecture-exact synthetic weights (keypoints are then meaningless)."
+    "for architecture-exact synthetic weights (outputs are then meaningless)."
 )
 
 
@@ -158,7 +158,7 @@ def synthesize(repo: ModelRepository, name: str, *, seed: int = 0) -> InstalledM
         config = config_from_entry(entry, Weights.SYNTHETIC, sha256_file(path), existing=repo.existing_config(name))
         installed = repo.install(config, path)
     logger.warning(
-        "%s: installed SYNTHETIC weights (architecture-exact, random): its keypoints are meaningless. "
+        "%s: installed SYNTHETIC weights (architecture-exact, random): its outputs are meaningless. "
         "Use `python -m service.models pull %s` where the network allows.",
         name,
         name,
@@ -198,7 +198,7 @@ def ensure(
         reason = str(exc)
     logger.warning(
         "!!! %s: official weights cannot be had (%s). Falling back to SYNTHETIC weights of the same architecture "
-        "(%s): the service runs and costs the same, but its keypoints are meaningless. !!!",
+        "(%s): the service runs and costs the same, but this model's outputs are meaningless. !!!",
         name,
         reason,
         entry.arch,
