@@ -25,8 +25,10 @@ from service.api import formats
 from service.config import LogFormat, Settings
 from service.engine.engine import Engine
 from service.engine.pipeline import EstimateOptions
+from service.engine.session import DeviceUnavailableError
 from service.errors import PoseError
 from service.logs import configure_logging
+from service.models.repository import ModelNotInstalledError
 from service.vision.image import ImageError, decode_image
 
 logger = logging.getLogger("service.cli")
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine.start()
         results = asyncio.run(run(args, engine, settings))
-    except (PoseError, ImageError, OSError, ValueError) as exc:
+    except (PoseError, ImageError, ModelNotInstalledError, DeviceUnavailableError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
