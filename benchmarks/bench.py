@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     pose_raw = raw_ort.pose_rates(pose_model.onnx_path, pose_model.config.input_size,
                                   sorted({1, args.max_people, 8, 16, 32}), args.seconds / 2, threads)  # fmt: skip
     det_raw = raw_ort.detector_rate(det_model.onnx_path, det_model.config.input_size[0], args.seconds / 2, threads)
+    gpu_raw = [rate for label, providers in raw_ort.gpu_variants().items()
+               for rate in raw_ort.pose_rates(pose_model.onnx_path, pose_model.config.input_size, [1, 8, 16, 32, 64],
+                                              args.seconds / 2, threads, providers, label)]  # fmt: skip
     best_pose = max(pose_raw, key=lambda r: r.items_per_s)
     sequence = raw_ort.sequence_rate(det_model.onnx_path, det_model.config.input_size[0], pose_model.onnx_path,
                                      pose_model.config.input_size, args.max_people, args.seconds, threads)  # fmt: skip
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         if rtmlib:
             ratios[f"http_c{level}_over_rtmlib"] = rate.items_per_s / rtmlib.items_per_s
 
-    rows = [*pose_raw, det_raw, sequence, *pipeline, *([rtmlib] if rtmlib else []), *http]
+    rows = [*pose_raw, *gpu_raw, det_raw, sequence, *pipeline, *([rtmlib] if rtmlib else []), *http]
     print(f"\nmodels: synthetic {POSE} 192x256 + {detector_kind}; images: {image_source}, {len(paths)} used, "
           f"max_people {args.max_people}; {threads} CPUs; onnxruntime {ort.__version__}\n")  # fmt: skip
     print(table(rows))

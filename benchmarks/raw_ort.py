@@ -9,24 +9,51 @@ import onnxruntime as ort
 
 from benchmarks.stats import Rate, loop, summarize
 
+GPU_PROVIDERS = {
+    "CUDA EP": [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"],
+    "TensorRT EP fp16": [
+        ("TensorrtExecutionProvider", {"device_id": 0, "trt_fp16_enable": True, "trt_engine_cache_enable": True,
+                                       "trt_engine_cache_path": ".bench/trt_cache"}),
+        ("CUDAExecutionProvider", {"device_id": 0}),
+        "CPUExecutionProvider",
+    ],
+}  # fmt: skip
 
-def session(path: Path, threads: int) -> ort.InferenceSession:
+
+def gpu_variants() -> dict[str, list]:  # type: ignore[type-arg]
+    """The GPU providers this onnxruntime has (none on a CPU build)."""
+    available = ort.get_available_providers()
+    return {label: providers for label, providers in GPU_PROVIDERS.items()
+            if (providers[0][0] if isinstance(providers[0], tuple) else providers[0]) in available}  # fmt: skip
+
+
+def session(path: Path, threads: int, providers: list | None = None) -> ort.InferenceSession:  # type: ignore[type-arg]
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers or ["CPUExecutionProvider"])
 
 
-def pose_rates(path: Path, input_size: tuple[int, int], batches: list[int], seconds: float, threads: int) -> list[Rate]:
+def pose_rates(
+    path: Path,
+    input_size: tuple[int, int],
+    batches: list[int],
+    seconds: float,
+    threads: int,
+    providers: list | None = None,  # type: ignore[type-arg]
+    label: str = "",
+) -> list[Rate]:
     """crops/s of the pose model at each batch size (random normalised input)."""
-    sess = session(path, threads)
+    sess = session(path, threads, providers)
+    used = sess.get_providers()[0]  # what really runs, not what was asked for
     name = sess.get_inputs()[0].name
     width, height = input_size
     rates = []
     for batch in batches:
         x = np.random.default_rng(0).standard_normal((batch, 3, height, width)).astype(np.float32)
         latencies, wall = loop(lambda x=x: sess.run(None, {name: x}), seconds)
-        rates.append(summarize(f"raw ORT pose batch {batch}", latencies, wall, batch * len(latencies), "crops/s"))
+        title = f"raw ORT pose batch {batch}" + (f" ({label})" if label else "")
+        rates.append(summarize(title, latencies, wall, batch * len(latencies), "crops/s", used if label else ""))
     return rates
 
 
