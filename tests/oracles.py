@@ -370,3 +370,22 @@ def draw_person(
     x1, y1, x2, y2 = box
     image[y1:y2, x1:x2, channel] = value
     return float(x1), float(y1), float(x2), float(y2)
+
+
+Person = tuple[tuple[int, int, int, int], tuple[float, float]]  # (box x1, y1, x2, y2), (marker x, y)
+
+
+def draw_scene(people: Sequence[Person], size: tuple[int, int] = (640, 480)) -> NDArray[np.uint8]:
+    """A black BGR image with up to three people for :func:`detector_oracle` with :data:`BANDS`
+    (blue boxes of increasing level) each holding one red marker for a :func:`pose_oracle`
+    reading channel 0 after the RGB swap.
+
+    Args:
+        people: (box, marker) per person, at most ``len(BANDS)``.
+        size: Image (w, h).
+    """
+    image = np.zeros((size[1], size[0], 3), np.uint8)
+    for (box, marker), (lo, hi) in zip(people, BANDS, strict=False):
+        draw_person(image, box, channel=0, value=int((lo + hi) / 2))
+        draw_marker(image, marker, channel=2)
+    return image

@@ -18,18 +18,14 @@ from pycocotools.coco import COCO
 
 from service.vision.keypoints import KEYPOINT_SETS
 from tests.integration.server import Server
-from tests.oracles import BANDS, draw_marker, draw_person
+from tests.oracles import BANDS, Person, draw_scene
 
 PERSON = (40, 60, 160, 400)
 MARKER = (100.0, 200.0)
 
 
-def scene(people=((PERSON, MARKER),), size=(640, 480)) -> np.ndarray:
-    image = np.zeros((size[1], size[0], 3), np.uint8)
-    for (box, marker), (lo, hi) in zip(people, BANDS, strict=False):
-        draw_person(image, box, channel=0, value=int((lo + hi) / 2))
-        draw_marker(image, marker, channel=2)
-    return image
+def scene(people: tuple[Person, ...] = ((PERSON, MARKER),), size: tuple[int, int] = (640, 480)) -> np.ndarray:
+    return draw_scene(people, size)
 
 
 def png(image: np.ndarray) -> bytes:

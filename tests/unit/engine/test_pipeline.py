@@ -26,8 +26,7 @@ from service.vision.image import DecodedImage, decode_image
 from tests.oracles import (
     BANDS,
     POSE_FIELDS,
-    draw_marker,
-    draw_person,
+    draw_scene,
     install_detector_oracle,
     install_model,
     install_pose_oracle,
@@ -63,13 +62,7 @@ def engine(repo: Path) -> Engine:
     engine.close(1)
 
 
-def scene(people: list[tuple[tuple[int, int, int, int], tuple[float, float]]], size: tuple[int, int] = (640, 480)):
-    """An image with people (blue boxes of increasing level) each holding one red marker."""
-    image = np.zeros((size[1], size[0], 3), np.uint8)
-    for (box, marker), (lo, hi) in zip(people, BANDS, strict=False):
-        draw_person(image, box, channel=0, value=int((lo + hi) / 2))
-        draw_marker(image, marker, channel=2)
-    return image
+scene = draw_scene
 
 
 def decoded(image: np.ndarray) -> DecodedImage:
