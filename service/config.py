@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.devices import parse_device
+
 
 class WeightsPolicy(StrEnum):
     """Which weights ``make models`` / ``ensure`` installs for a registry model."""
@@ -124,8 +126,6 @@ class Settings(BaseSettings):
     def _device(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        from service.devices import parse_device  # local: keeps config import-light
-
         parse_device(value)  # raises ValueError with an example
         return value
 

@@ -177,9 +177,18 @@ def _satisfies(installed: ModelConfig | None, policy: WeightsPolicy) -> bool:
 
 
 def ensure(
-    repo: ModelRepository, name: str, policy: WeightsPolicy, *, timeout_s: float = 20.0, progress: bool = True
+    repo: ModelRepository,
+    name: str,
+    policy: WeightsPolicy,
+    *,
+    url: str | None = None,
+    timeout_s: float = 20.0,
+    progress: bool = True,
 ) -> InstalledModel:
     """Make ``name`` servable under ``policy``; installed models that satisfy it are kept as they are.
+
+    Args:
+        url: where official weights are downloaded from (default: the registry URL).
 
     Raises:
         InstallError: official weights required but not obtainable.
@@ -188,10 +197,12 @@ def ensure(
     if _satisfies(existing, policy) and repo.versions(name):
         return repo.load(name)
     if policy is WeightsPolicy.SYNTHETIC:
+        if existing is not None and existing.weights is not Weights.SYNTHETIC:
+            logger.warning("%s: POSE_WEIGHTS=synthetic replaces the installed %s weights", name, existing.weights)
         return synthesize(repo, name)
     entry = get_entry(name)
     try:
-        return pull(repo, name, timeout_s=timeout_s, progress=progress).model
+        return pull(repo, name, url=url, timeout_s=timeout_s, progress=progress).model
     except InstallError as exc:
         if policy is WeightsPolicy.OFFICIAL:
             raise

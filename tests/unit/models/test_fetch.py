@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -13,8 +14,9 @@ from pathlib import Path
 import onnx
 import pytest
 
+from service.config import WeightsPolicy
 from service.models.fetch import sha256_file
-from service.models.install import InstallError, import_file, pull
+from service.models.install import InstallError, ensure, import_file, pull
 from service.models.repository import ModelRepository
 from service.models.schema import Weights
 from tests.unit.models.io_models import FLOAT, detector_io, io_model
@@ -168,3 +170,39 @@ def test_import_rejects_contract_violations(tmp_path: Path) -> None:
     with pytest.raises(InstallError, match=f"^{bad}: pose models must have outputs 'simcc_x' and 'simcc_y'"):
         import_file(repo, "rtmpose-m", bad)
     assert leftovers(tmp_path / "repo") == []
+
+
+REFUSED = "http://127.0.0.1:9/rtmpose-cpu.zip"  # nothing listens on port 9: an offline machine, fast
+
+
+def test_ensure_auto_takes_official_weights_when_downloadable(server: str, tmp_path: Path) -> None:
+    model = ensure(ModelRepository(tmp_path), "rtmdet-nano", WeightsPolicy.AUTO, url=f"{server}/good.zip",
+                   progress=False)  # fmt: skip
+    assert model.config.weights is Weights.OFFICIAL
+
+
+def test_ensure_auto_falls_back_to_synthetic_loudly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        model = ensure(ModelRepository(tmp_path), "rtmdet-nano", WeightsPolicy.AUTO, url=REFUSED, progress=False)
+    assert model.config.weights is Weights.SYNTHETIC
+    assert model.io.metadata["weights"] == "synthetic"  # marked in the ONNX file itself too
+    assert "official weights cannot be had" in caplog.text
+    assert "SYNTHETIC" in caplog.text
+
+
+def test_ensure_official_never_synthesizes(tmp_path: Path) -> None:
+    with pytest.raises(InstallError, match="download failed"):
+        ensure(ModelRepository(tmp_path), "rtmdet-nano", WeightsPolicy.OFFICIAL, url=REFUSED, progress=False)
+    assert leftovers(tmp_path) == []
+
+
+def test_ensure_keeps_what_satisfies_the_policy(server: str, tmp_path: Path) -> None:
+    repo = ModelRepository(tmp_path)
+    official = ensure(repo, "rtmdet-nano", WeightsPolicy.AUTO, url=f"{server}/good.zip", progress=False)
+    again = ensure(repo, "rtmdet-nano", WeightsPolicy.OFFICIAL, url=REFUSED, progress=False)  # no download
+    assert again.config == official.config
+    synthetic = ensure(repo, "rtmdet-nano", WeightsPolicy.SYNTHETIC, progress=False)
+    assert synthetic.config.weights is Weights.SYNTHETIC  # POSE_WEIGHTS=synthetic: always synthetic
+    assert ensure(repo, "rtmdet-nano", WeightsPolicy.AUTO, url=REFUSED, progress=False).config.weights is (
+        Weights.SYNTHETIC
+    )  # auto keeps whatever is installed
