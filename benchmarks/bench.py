@@ -10,6 +10,7 @@ when present) for every row. Prints a table and writes JSON under benchmarks/res
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from benchmarks import load, raw_ort
 from benchmarks.stats import Rate, summarize
 from service.config import Settings, WeightsPolicy, cpu_count
 from service.engine.engine import Engine
+from service.engine.pipeline import EstimateOptions
 from service.models.install import ensure, import_file
 from service.models.repository import ModelRepository
 from service.vision.image import decode_image
@@ -44,7 +46,8 @@ def prepare_repository(root: Path) -> tuple[ModelRepository, str]:
     repo = ModelRepository(root)
     ensure(repo, POSE, WeightsPolicy.SYNTHETIC, progress=False)
     if REAL_DETECTOR.exists():
-        if repo.existing_config(DETECTOR) is None or repo.existing_config(DETECTOR).weights.value != "official":
+        installed = repo.existing_config(DETECTOR)
+        if installed is None or installed.weights.value != "official":
             import_file(repo, DETECTOR, REAL_DETECTOR)
         detector = "real RTMDet-nano (shared/assets)"
     else:
@@ -68,10 +71,6 @@ def load_images(engine: Engine, max_people: int) -> tuple[list[Path], str]:
             cv2.imwrite(str(path), rng.integers(0, 255, (480, 640, 3), np.uint8))
             paths.append(path)
         source = "random 640x480 JPEGs (no shared assets)"
-    import asyncio
-
-    from service.engine.pipeline import EstimateOptions
-
     crowded = []
     for path in paths:
         image = decode_image(path.read_bytes(), max_pixels=10**9)

@@ -26,6 +26,12 @@ class BadRequestError(PoseError):
     code = "bad_request"
 
 
+class BadImageError(BadRequestError):
+    """The bytes are an image format we read, but corrupt, truncated or too small."""
+
+    code = "invalid_image"
+
+
 class UnauthorizedError(PoseError):
     http_status = HTTPStatus.UNAUTHORIZED
     code = "unauthorized"

@@ -52,7 +52,6 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loading = asyncio.create_task(asyncio.to_thread(engine.start))
         loading.add_done_callback(loaded)
-        app.state.loading = loading
         try:
             yield
         finally:

@@ -7,6 +7,12 @@ from typing import Any
 from service.api.schemas import ErrorResponse, PoseJsonBody
 
 
+def _multipart(field: str, *, many: bool) -> dict[str, Any]:
+    binary: dict[str, Any] = {"type": "string", "format": "binary"}
+    prop = {"type": "array", "items": binary} if many else binary
+    return {"multipart/form-data": {"schema": {"type": "object", "required": [field], "properties": {field: prop}}}}
+
+
 def _error(description: str) -> dict[str, Any]:
     return {"description": description, "model": ErrorResponse}
 
@@ -42,13 +48,7 @@ POSE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            },
+            **_multipart("file", many=False),
             "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
             "image/png": {"schema": {"type": "string", "format": "binary"}},
             "image/webp": {"schema": {"type": "string", "format": "binary"}},
@@ -62,14 +62,6 @@ BATCH_BODY: dict[str, Any] = {
     "parameters": POSE_BODY["parameters"],
     "requestBody": {
         "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-                }
-            }
-        },
+        "content": _multipart("files", many=True),
     },
 }

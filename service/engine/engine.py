@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class EngineState:
-    loading: bool = False
     ready: bool = False
     closing: bool = False
     error: str | None = None
@@ -53,7 +52,6 @@ class Engine:
         Raises:
             ModelNotInstalledError, ModelConfigError, DeviceUnavailableError: the service cannot serve.
         """
-        self.state.loading = True
         try:
             trt_cache = self.settings.model_repository / ".trt_cache"
             for name in self.model_names():
@@ -73,8 +71,6 @@ class Engine:
         except Exception as exc:
             self.state.error = f"{type(exc).__name__}: {exc}"
             raise
-        finally:
-            self.state.loading = False
 
     def _check_defaults(self) -> None:
         for name, task in ((self.settings.model, Task.POSE), (self.settings.detector, Task.DETECT)):

@@ -34,7 +34,7 @@ def markdown_table() -> str:
     for e in ENTRIES:
         source = "PyTorch only: export required" if e.export_required else f"[{e.format.value}]({e.url})"
         row = measured[e.name]
-        synth_params, synth_flops = (row[3], row[6]) if row[4:5] != ("",) else ("not synthesized", "-")
+        synth_params, synth_flops = row[3], row[6] or "-"  # row[3] reads "not synthesized" where so
         lines.append(
             f"| `{e.name}` | {e.task.value} | {e.keypoints or '-'} | {e.input_size[0]}x{e.input_size[1]} | "
             f"{_fmt(e.params_m, '')} / {synth_params} | {_fmt(e.flops_g, '')} / {synth_flops} | "

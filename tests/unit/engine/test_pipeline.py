@@ -198,12 +198,18 @@ def test_dct_downscaled_jpeg_answers_in_original_pixels(engine: Engine) -> None:
     assert np.abs(result.keypoints[0, :, :2] - (900, 1000)).max() <= 0.01 * 1600
 
 
-def test_deadline_passes_in_the_queue(engine: Engine) -> None:
+def test_an_expired_request_fails_and_its_item_never_runs(engine: Engine) -> None:
     image = decoded(scene([((40, 60, 160, 400), (100, 200))]))
-    before = metric("pose_rejected_total", reason="deadline")
+    rejected = metric("pose_rejected_total", reason="deadline")
+    ran = metric("pose_items_total", model="det")
     with pytest.raises(DeadlineExceededError):
         run(engine, image, timeout=0.000001)
-    assert metric("pose_rejected_total", reason="deadline") >= before  # failed in the queue, or while waiting
+    end = time.monotonic() + 5
+    while metric("pose_rejected_total", reason="deadline") == rejected:  # the instance finds it expired
+        assert time.monotonic() < end, "the expired detector item was never failed"
+        time.sleep(0.01)
+    assert metric("pose_rejected_total", reason="deadline") == rejected + 1
+    assert metric("pose_items_total", model="det") == ran, "an expired item must not run"
 
 
 def test_full_queue(tmp_path: Path) -> None:
