@@ -1,4 +1,4 @@
-"""``python -m service.cli IMAGE...``: the pipeline in process, no server; JSON on stdout.
+"""``python -m service.cli IMAGE...``: the request layer in process, no server; JSON on stdout.
 
 Same settings (``POSE_*``) and model repository as the service. Examples::
 
@@ -15,21 +15,18 @@ import json
 import logging
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from service.api import formats
+from service.api.options import PoseOptions, parse_options
+from service.api.requests import EncodedImage, PoseRequests
 from service.config import LogFormat, Settings
 from service.engine.engine import Engine
-from service.engine.pipeline import EstimateOptions
 from service.engine.session import DeviceUnavailableError
-from service.errors import PoseError
+from service.errors import InvalidOptionsError, PoseError
 from service.logs import configure_logging
 from service.models.repository import ModelNotInstalledError
-from service.vision.image import ImageError, decode_image
 
 logger = logging.getLogger("service.cli")
 
@@ -56,28 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def run(args: argparse.Namespace, engine: Engine, settings: Settings) -> list[Any]:
-    boxes = None
-    if args.boxes is not None:
-        if len(args.images) != 1:
-            raise PoseError("--boxes applies to one image")
-        boxes = np.asarray(json.loads(args.boxes), np.float32).reshape(-1, 4)
-    options = EstimateOptions(boxes=boxes, max_people=args.max_people, bbox_threshold=args.bbox_threshold,
-                              flip_test=args.flip_test)  # fmt: skip
-    threshold = settings.keypoint_threshold if args.keypoint_threshold is None else args.keypoint_threshold
+async def run(args: argparse.Namespace, requests: PoseRequests) -> list[Any]:
+    values = {"model": args.model, "detector": args.detector, "boxes": args.boxes, "max_people": args.max_people,
+              "bbox_threshold": args.bbox_threshold, "keypoint_threshold": args.keypoint_threshold,
+              "flip_test": args.flip_test}  # fmt: skip
+    options: PoseOptions = parse_options(PoseOptions, {k: v for k, v in values.items() if v is not None})
+    if options.boxes is not None and len(args.images) != 1:
+        raise InvalidOptionsError("--boxes applies to one image")
     out: list[Any] = []
     for index, path in enumerate(args.images):
-        image = decode_image(path.read_bytes(), max_pixels=settings.max_image_pixels,
-                             min_long_side=None if args.render else settings.decode_min_side or None)  # fmt: skip
-        result = await engine.pipeline.estimate(image, options, deadline=time.monotonic() + settings.request_timeout_s)
+        image = EncodedImage(path.read_bytes())
+        done = await requests.estimate(image, options, deadline=requests.deadline(None), full_size=bool(args.render))
         if args.render:
             target = args.render / f"{path.stem}.jpg" if len(args.images) > 1 else args.render
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(formats.render_jpeg(image.bgr, result, keypoint_threshold=threshold))
+            target.write_bytes(formats.render_jpeg(done.image.bgr, done.result,
+                                                   keypoint_threshold=done.keypoint_threshold))  # fmt: skip
         if args.format == "coco":
-            out.extend(formats.coco(result, image_id=_image_id(path, index)))
+            out.extend(formats.coco(done.result, image_id=_image_id(path, index)))
         else:
-            out.append({"file": str(path), **formats.native(result, keypoint_threshold=threshold)})
+            out.append({"file": str(path), **formats.native(done.result, keypoint_threshold=done.keypoint_threshold)})
     return out
 
 
@@ -89,15 +84,18 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model or base.model, "detector": args.detector or base.detector, "extra_models": [],
         "warmup": False,
     })  # fmt: skip
-    engine = Engine(settings)
+    # boxes given: no detector runs, so none is loaded
+    engine = Engine(settings, models=[settings.model] if args.boxes else [settings.model, settings.detector])
+    requests = PoseRequests(engine, settings)
     try:
         engine.start()
-        results = asyncio.run(run(args, engine, settings))
-    except (PoseError, ImageError, ModelNotInstalledError, DeviceUnavailableError, OSError, ValueError) as exc:
+        results = asyncio.run(run(args, requests))
+    except (PoseError, ModelNotInstalledError, DeviceUnavailableError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         engine.close(0)
+        requests.close()
     json.dump(results, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -45,8 +45,12 @@ class Settings(BaseSettings):
     # network
     host: str = Field("0.0.0.0", description="Bind address for HTTP and gRPC.")
     http_port: int = Field(8000, ge=0, le=65535, description="HTTP API port; /metrics is served on it too.")
-    grpc_port: int = Field(
-        50051, ge=0, le=65535, description="gRPC API port (reserved: the gRPC API lands with the camera-stream work)."
+    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC API port; 0 turns gRPC off.")
+    grpc_max_message_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Largest gRPC message, in and out (RESOURCE_EXHAUSTED above): a raw 3840x2160 BGR frame is "
+        "24.9 MB.",
     )
 
     # models

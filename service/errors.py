@@ -1,19 +1,23 @@
-"""The service's typed errors. Each carries its HTTP status and the JSON ``error.code``.
+"""The service's typed errors. Each class carries its HTTP status, its gRPC status code and its ``error.code``.
 
-A leaf module (imports nothing of the package) so that ``engine`` and ``api`` share
-one set of errors; ``api/errors.py`` maps them (and ``vision``'s image errors) onto
-HTTP responses and gRPC status codes in one place.
+A leaf module (imports nothing of the package) so that ``engine`` and ``api`` share one
+set of errors. There is no mapping table: HTTP answers ``http_status``, gRPC aborts with
+``grpc_code``, both send ``code``. ``vision``'s image errors become these in the request
+layer (``api/requests.py``), the one place images are decoded.
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
 
+from grpc import StatusCode
+
 
 class PoseError(Exception):
-    """Base of every error a client may see; subclasses set only the two attributes."""
+    """Base of every error a client may see; subclasses set only the class attributes."""
 
     http_status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    grpc_code: StatusCode = StatusCode.INTERNAL
     code: str = "internal"
 
     def __init__(self, message: str) -> None:
@@ -23,6 +27,7 @@ class PoseError(Exception):
 
 class BadRequestError(PoseError):
     http_status = HTTPStatus.BAD_REQUEST
+    grpc_code = StatusCode.INVALID_ARGUMENT
     code = "bad_request"
 
 
@@ -34,46 +39,55 @@ class BadImageError(BadRequestError):
 
 class UnauthorizedError(PoseError):
     http_status = HTTPStatus.UNAUTHORIZED
+    grpc_code = StatusCode.UNAUTHENTICATED
     code = "unauthorized"
 
 
 class PayloadTooLargeError(PoseError):
     http_status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    grpc_code = StatusCode.RESOURCE_EXHAUSTED
     code = "too_large"
 
 
 class UnsupportedMediaTypeError(PoseError):
     http_status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    grpc_code = StatusCode.INVALID_ARGUMENT
     code = "unsupported_media_type"
 
 
 class InvalidOptionsError(PoseError):
     http_status = HTTPStatus.UNPROCESSABLE_ENTITY
+    grpc_code = StatusCode.INVALID_ARGUMENT
     code = "invalid_options"
 
 
 class UnknownModelError(PoseError):
     http_status = HTTPStatus.UNPROCESSABLE_ENTITY
+    grpc_code = StatusCode.INVALID_ARGUMENT
     code = "unknown_model"
 
 
 class QueueFullError(PoseError):
     http_status = HTTPStatus.TOO_MANY_REQUESTS
+    grpc_code = StatusCode.RESOURCE_EXHAUSTED
     code = "queue_full"
 
 
 class NotReadyError(PoseError):
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    grpc_code = StatusCode.UNAVAILABLE
     code = "not_ready"
 
 
 class ShuttingDownError(PoseError):
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    grpc_code = StatusCode.UNAVAILABLE
     code = "shutting_down"
 
 
 class DeadlineExceededError(PoseError):
     http_status = HTTPStatus.GATEWAY_TIMEOUT
+    grpc_code = StatusCode.DEADLINE_EXCEEDED
     code = "deadline_exceeded"
 
 
@@ -81,4 +95,5 @@ class InferenceError(PoseError):
     """The runtime failed on a batch; the items of that batch get it, the instance keeps serving."""
 
     http_status = HTTPStatus.INTERNAL_SERVER_ERROR
+    grpc_code = StatusCode.INTERNAL
     code = "inference_failed"

@@ -1,43 +1,31 @@
-"""One error shape for every API: ``{"error": {"code", "message"}}``.
+"""The one HTTP error shape, ``{"error": {"code", "message"}}``, and the response of a :class:`PoseError`.
 
-``PoseError`` subclasses carry their status; image errors from ``vision`` are mapped
-here; anything unexpected is logged with the request id and answered as a generic 500.
+Each error class carries its own status (``service/errors.py``); there is no table here.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 
 from fastapi.responses import JSONResponse
 
-from service.errors import BadImageError, PayloadTooLargeError, PoseError, UnsupportedMediaTypeError
+from service.errors import PoseError
 from service.logs import request_id
-from service.vision.image import ImageError, ImageTooLargeError, InvalidImageError, UnsupportedImageTypeError
 
 logger = logging.getLogger(__name__)
-
-_IMAGE_ERRORS: dict[type[ImageError], type[PoseError]] = {
-    InvalidImageError: BadImageError,
-    ImageTooLargeError: PayloadTooLargeError,
-    UnsupportedImageTypeError: UnsupportedMediaTypeError,
-}
 
 RETRY_AFTER_S = {HTTPStatus.TOO_MANY_REQUESTS: 1, HTTPStatus.SERVICE_UNAVAILABLE: 5}
 
 
-def to_pose_error(exc: Exception) -> PoseError | None:
-    """The client-facing error for ``exc``, or None when it is a bug (answered as a 500)."""
-    if isinstance(exc, PoseError):
-        return exc
-    if isinstance(exc, ImageError):
-        pose_type = next((p for i, p in _IMAGE_ERRORS.items() if isinstance(exc, i)), BadImageError)
-        return pose_type(str(exc))
-    return None
-
-
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
+
+
+def error_json(code: str, message: str) -> bytes:
+    """:func:`error_body` encoded, for answers written below FastAPI (middleware)."""
+    return json.dumps(error_body(code, message)).encode()
 
 
 def error_response(exc: PoseError) -> JSONResponse:

@@ -6,8 +6,9 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
-from service.engine.pipeline import PoseResult
+from service.engine.results import PoseResult
 from service.errors import InvalidOptionsError
 from service.vision.keypoints import KEYPOINT_SETS
 from service.vision.render import draw_people
@@ -17,8 +18,17 @@ def _round(values: np.ndarray, digits: int = 2) -> list[Any]:
     return np.round(values.astype(np.float64), digits).tolist()
 
 
-def native(result: PoseResult, *, keypoint_threshold: float) -> dict[str, Any]:
-    """The native response of DESIGN.md (keypoints in original image pixels)."""
+def native(
+    result: PoseResult, *, keypoint_threshold: float, visible: npt.NDArray[np.bool_] | None = None
+) -> dict[str, Any]:
+    """The native response of DESIGN.md (keypoints in original image pixels).
+
+    Args:
+        keypoint_threshold: a keypoint is ``visible`` when its score is above it.
+        visible: (N, K) flags decided elsewhere (a gRPC answer's), instead of the threshold.
+    """
+    if visible is None:
+        visible = result.keypoints[..., 2] > keypoint_threshold
     people = []
     for i in range(len(result.boxes)):
         keypoints = result.keypoints[i]
@@ -30,7 +40,7 @@ def native(result: PoseResult, *, keypoint_threshold: float) -> dict[str, Any]:
                 "keypoints": np.column_stack(
                     [np.round(keypoints[:, :2].astype(np.float64), 2), np.round(keypoints[:, 2].astype(np.float64), 4)]
                 ).tolist(),
-                "visible": (keypoints[:, 2] > keypoint_threshold).tolist(),
+                "visible": visible[i].tolist(),
             }
         )
     return {

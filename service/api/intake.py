@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
-import time
 from typing import Any
 
 from fastapi import Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from service.api.schemas import PoseJsonBody, PoseOptions, PoseQuery
-from service.errors import BadRequestError, InvalidOptionsError, UnsupportedMediaTypeError
-
-MAX_TIMEOUT_S = 3600.0
-
-
-def validation_message(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+from service.api.options import parse_options, validation_message
+from service.api.schemas import HttpPoseOptions, PoseJsonBody, PoseQuery
+from service.errors import BadRequestError, UnsupportedMediaTypeError
 
 
 def content_type(request: Request) -> str:
@@ -49,7 +42,7 @@ async def read_images(request: Request, *, max_files: int) -> tuple[list[bytes],
             data = base64.b64decode(body.image, validate=True)
         except (binascii.Error, ValueError):
             raise BadRequestError("'image' is not valid base64") from None
-        return [data], body.model_dump(exclude={"image"}, exclude_none=True)
+        return [data], body.model_dump(exclude={"image"}, exclude_unset=True, exclude_none=True)
     if kind.startswith("image/") or kind == "application/octet-stream":
         return [await request.body()], {}
     raise UnsupportedMediaTypeError(
@@ -57,7 +50,7 @@ async def read_images(request: Request, *, max_files: int) -> tuple[list[bytes],
     )
 
 
-def merge_options(query: PoseQuery, body: dict[str, Any], *, accept: str = "") -> PoseOptions:
+def merge_options(query: PoseQuery, body: dict[str, Any], *, accept: str = "") -> HttpPoseOptions:
     """Query parameters overridden by body fields; ``Accept: image/jpeg`` (without JSON) asks for a render.
 
     Raises:
@@ -66,25 +59,19 @@ def merge_options(query: PoseQuery, body: dict[str, Any], *, accept: str = "") -
     merged = {**query.model_dump(exclude_unset=True), **body}
     if "image/jpeg" in accept and "application/json" not in accept:
         merged["render"] = True
-    try:
-        return PoseOptions.model_validate(merged)
-    except ValidationError as exc:
-        raise InvalidOptionsError(validation_message(exc)) from None
+    return parse_options(HttpPoseOptions, merged)  # type: ignore[no-any-return]
 
 
-def deadline(request: Request, default_timeout_s: float) -> float:
-    """``time.monotonic()`` deadline from ``X-Request-Timeout`` (seconds) or the default.
+def timeout_header(request: Request) -> float | None:
+    """Seconds from ``X-Request-Timeout`` (None when absent; the request layer checks the range).
 
     Raises:
-        BadRequestError: a header that is not a number in (0, 3600].
+        BadRequestError: a header that is not a number.
     """
     header = request.headers.get("x-request-timeout")
-    timeout = default_timeout_s
-    if header is not None:
-        try:
-            timeout = float(header)
-        except ValueError:
-            raise BadRequestError(f"X-Request-Timeout must be seconds, e.g. 2.5; got {header!r}") from None
-        if not math.isfinite(timeout) or timeout <= 0 or timeout > MAX_TIMEOUT_S:
-            raise BadRequestError(f"X-Request-Timeout must lie in (0, 3600] seconds; got {header!r}")
-    return time.monotonic() + timeout
+    if header is None:
+        return None
+    try:
+        return float(header)
+    except ValueError:
+        raise BadRequestError(f"X-Request-Timeout must be seconds, e.g. 2.5; got {header!r}") from None

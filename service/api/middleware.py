@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
+from service.api.errors import error_json
+from service.api.observe import record_request, request_id_from
 from service.errors import PayloadTooLargeError
 from service.logs import request_id
 
-logger = logging.getLogger("service.access")
-
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNMEASURED = frozenset({"/metrics", "/healthz", "/readyz"})
 
 
@@ -37,8 +33,7 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = _header(scope, b"x-request-id")
-        rid = given if given and _VALID_ID.match(given) else uuid.uuid4().hex
+        rid = request_id_from(_header(scope, b"x-request-id"))
         token = request_id.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
         status = 500
@@ -62,12 +57,7 @@ class ObservabilityMiddleware:
             endpoint = getattr(route, "path", "unmatched")
             if measured:
                 metrics.REQUESTS_IN_PROGRESS.labels("http").dec()
-                metrics.REQUESTS.labels("http", endpoint, str(status)).inc()
-                metrics.REQUEST_DURATION.labels("http", endpoint).observe(elapsed)
-                logger.info(
-                    "%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000,
-                    extra={"status": status, "duration_ms": round(elapsed * 1000, 2), "endpoint": endpoint},
-                )  # fmt: skip
+                record_request("http", endpoint, str(status), elapsed, f"{scope['method']} {scope['path']}")
             request_id.reset(token)
 
 
@@ -102,9 +92,7 @@ class BodyLimitMiddleware:
 
 
 async def _send_error(send: Send, status: int, code: str, message: str) -> None:
-    import json
-
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    body = error_json(code, message)
     headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,104 +1,58 @@
-"""The HTTP routes. Engine and settings come from ``app.state`` (set by ``create_app``)."""
+"""The HTTP routes: thin adapters over the request layer (``app.state.requests``, set by ``create_app``)."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.concurrency import run_in_threadpool
 
 from service import metrics
 from service.api import formats, intake
-from service.api.errors import error_body, error_response, to_pose_error
+from service.api.errors import error_body, error_response
 from service.api.openapi import BATCH_BODY, ERROR_RESPONSES, POSE_BODY
+from service.api.requests import EncodedImage, PoseRequests
 from service.api.schemas import (
     BatchResponse,
     CocoResult,
     HealthResponse,
     ModelsResponse,
     OutputFormat,
-    PoseOptions,
     PoseQuery,
     PoseResponse,
 )
-from service.config import Settings
-from service.engine.engine import Engine
-from service.engine.pipeline import EstimateOptions, PoseResult
-from service.errors import BadRequestError, InvalidOptionsError, NotReadyError, UnauthorizedError
+from service.errors import BadRequestError, InvalidOptionsError, NotReadyError, PoseError
 from service.errors import UnsupportedMediaTypeError as UnsupportedMediaType
-from service.vision.image import DecodedImage, decode_image
 
+# declared for the OpenAPI document; the check itself is the request layer's (PoseRequests.authorize)
 _bearer = HTTPBearer(auto_error=False, description="Needed only when POSE_API_KEYS is set.")
 
 
-def get_engine(request: Request) -> Engine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+def get_requests(request: Request) -> PoseRequests:
+    return request.app.state.requests  # type: ignore[no-any-return]
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
-
-
-EngineDep = Annotated[Engine, Depends(get_engine)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+RequestsDep = Annotated[PoseRequests, Depends(get_requests)]
 
 
 async def authorize(
-    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    requests: RequestsDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Bearer-token check when POSE_API_KEYS is set (constant-time comparison)."""
-    if not settings.api_keys:
-        return
-    token = (credentials.credentials if credentials else "").encode()
-    if not any(hmac.compare_digest(token, key.encode()) for key in settings.api_keys):
-        raise UnauthorizedError("missing or invalid bearer token")
+    requests.authorize(request.headers.get("authorization"))
 
 
-def not_ready_reason(engine: Engine) -> str:
-    state = engine.state
-    if state.closing:
-        return "shutting down"
-    if state.error:
-        return f"model loading failed: {state.error}"
-    return "loading and warming up models"
-
-
-def require_ready(engine: EngineDep) -> None:
-    if not engine.state.ready:
-        raise NotReadyError(not_ready_reason(engine))
+def require_ready(requests: RequestsDep) -> None:
+    requests.ensure_ready()
 
 
 api = APIRouter(dependencies=[Depends(authorize)])
 ops = APIRouter(tags=["operations"])
-
-
-async def _estimate(
-    engine: Engine, settings: Settings, data: bytes, options: PoseOptions, deadline: float
-) -> tuple[DecodedImage, PoseResult]:
-    start = time.perf_counter()
-    min_side = None if options.render or not settings.decode_min_side else settings.decode_min_side
-    image = await run_in_threadpool(decode_image, data, max_pixels=settings.max_image_pixels, min_long_side=min_side)
-    decode_s = time.perf_counter() - start
-    metrics.STAGE_DURATION.labels("decode", "none").observe(decode_s)
-    boxes = None if options.boxes is None else np.asarray(options.boxes, np.float32).reshape(-1, 4)
-    request = EstimateOptions(
-        model=options.model, detector=options.detector, boxes=boxes, max_people=options.max_people,
-        bbox_threshold=options.bbox_threshold, flip_test=options.flip_test,
-    )  # fmt: skip
-    result = await engine.pipeline.estimate(image, request, deadline=deadline)
-    result.timing_ms["decode"] = decode_s * 1000
-    return image, result
-
-
-def _keypoint_threshold(options: PoseOptions, settings: Settings) -> float:
-    return options.keypoint_threshold if options.keypoint_threshold is not None else settings.keypoint_threshold
 
 
 @api.post(
@@ -110,26 +64,25 @@ def _keypoint_threshold(options: PoseOptions, settings: Settings) -> float:
     dependencies=[Depends(require_ready)],
     tags=["pose"],
 )
-async def pose(
-    request: Request, query: Annotated[PoseQuery, Query()], engine: EngineDep, settings: SettingsDep
-) -> Response:
-    start = time.perf_counter()
-    deadline = intake.deadline(request, settings.request_timeout_s)
+async def pose(request: Request, query: Annotated[PoseQuery, Query()], requests: RequestsDep) -> Response:
+    started = time.perf_counter()
+    deadline = requests.deadline(intake.timeout_header(request))
     images, body = await intake.read_images(request, max_files=1)
     if len(images) != 1:
         raise BadRequestError(f"/v1/pose takes one image, got {len(images)}: use /v1/pose/batch")
     options = intake.merge_options(query, body, accept=request.headers.get("accept", ""))
-    image, result = await _estimate(engine, settings, images[0], options, deadline)
-    threshold = _keypoint_threshold(options, settings)
+    done = await requests.estimate(EncodedImage(images[0]), options, deadline=deadline, full_size=options.render,
+                                   started=started)  # fmt: skip
+    result = done.result
     headers = {"X-Pose-Weights": result.weights}
     with metrics.stage_timer("encode", result.pose_model):
         if options.render:
-            jpeg = formats.render_jpeg(image.bgr, result, keypoint_threshold=threshold)
+            jpeg = await asyncio.to_thread(formats.render_jpeg, done.image.bgr, result,
+                                           keypoint_threshold=done.keypoint_threshold)  # fmt: skip
             return Response(jpeg, media_type="image/jpeg", headers=headers)
         if options.format is OutputFormat.COCO:
             return JSONResponse(formats.coco(result, image_id=options.image_id), headers=headers)
-        result.timing_ms["total"] = (time.perf_counter() - start) * 1000
-        return JSONResponse(formats.native(result, keypoint_threshold=threshold), headers=headers)
+        return JSONResponse(formats.native(result, keypoint_threshold=done.keypoint_threshold), headers=headers)
 
 
 @api.post(
@@ -141,37 +94,31 @@ async def pose(
     dependencies=[Depends(require_ready)],
     tags=["pose"],
 )
-async def pose_batch(
-    request: Request, query: Annotated[PoseQuery, Query()], engine: EngineDep, settings: SettingsDep
-) -> Response:
-    deadline = intake.deadline(request, settings.request_timeout_s)
+async def pose_batch(request: Request, query: Annotated[PoseQuery, Query()], requests: RequestsDep) -> Response:
+    deadline = requests.deadline(intake.timeout_header(request))
     if intake.content_type(request) != "multipart/form-data":
         raise UnsupportedMediaType("/v1/pose/batch takes multipart/form-data with one 'files' part per image")
-    images, body = await intake.read_images(request, max_files=settings.max_batch_images)
+    images, body = await intake.read_images(request, max_files=requests.settings.max_batch_images)
     options = intake.merge_options(query, body)
     if options.render:
         raise InvalidOptionsError("render is not available for batches: use /v1/pose per image")
-    threshold = _keypoint_threshold(options, settings)
 
     async def one(index: int, data: bytes) -> Any:
         try:
-            _, result = await _estimate(engine, settings, data, options, deadline)
-        except Exception as exc:
-            error = to_pose_error(exc)
-            if error is None:
-                raise
+            done = await requests.estimate(EncodedImage(data), options, deadline=deadline)
+        except PoseError as error:
             return error_body(error.code, error.message)
         if options.format is OutputFormat.COCO:
-            return formats.coco(result, image_id=options.image_id + index)
-        return formats.native(result, keypoint_threshold=threshold)
+            return formats.coco(done.result, image_id=options.image_id + index)
+        return formats.native(done.result, keypoint_threshold=done.keypoint_threshold)
 
     return JSONResponse({"results": await asyncio.gather(*(one(i, d) for i, d in enumerate(images)))})
 
 
 @api.get("/v1/models", response_model=ModelsResponse, responses=ERROR_RESPONSES, tags=["models"],
          summary="Served models: weights, provider, device, instances, batching")  # fmt: skip
-async def models(engine: EngineDep) -> dict[str, Any]:
-    return {"models": engine.describe()}
+async def models(requests: RequestsDep) -> dict[str, Any]:
+    return {"models": requests.engine.describe()}
 
 
 @ops.get("/healthz", response_model=HealthResponse, summary="Liveness: the process answers")
@@ -181,10 +128,10 @@ async def healthz() -> dict[str, str]:
 
 @ops.get("/readyz", response_model=HealthResponse, responses={503: ERROR_RESPONSES[503]},
          summary="Readiness: every model loaded and warmed up")  # fmt: skip
-async def readyz(engine: EngineDep) -> Response:
-    if engine.state.ready:
+async def readyz(requests: RequestsDep) -> Response:
+    if requests.engine.state.ready:
         return JSONResponse({"status": "ready"})
-    return error_response(NotReadyError(not_ready_reason(engine)))
+    return error_response(NotReadyError(requests.not_ready_reason()))
 
 
 @ops.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}},

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Box = Annotated[list[float], Field(min_length=4, max_length=4, description="x1, y1, x2, y2 in image pixels")]
+from service.api.options import PoseOptions
 
 
 class OutputFormat(StrEnum):
@@ -16,65 +15,34 @@ class OutputFormat(StrEnum):
     COCO = "coco"
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+class HttpPoseOptions(PoseOptions):
+    """The pose options plus how HTTP presents the answer (after merging query and body)."""
 
-    model: str | None = Field(None, max_length=200, description="Pose model to use (default: POSE_MODEL).")
-    detector: str | None = Field(None, max_length=200, description="Person detector (default: POSE_DETECTOR).")
-    max_people: int | None = Field(None, ge=1, le=1000, description="Keep at most this many detections (by score).")
-    bbox_threshold: float | None = Field(None, ge=0.0, le=1.0, description="Detector score threshold.")
-    keypoint_threshold: float | None = Field(
-        None, ge=0.0, le=1000.0, description="Score above which a keypoint counts as visible (default 0.3)."
-    )
-    flip_test: bool | None = Field(None, description="Also run the mirrored crop and average (2x the pose cost).")
     format: OutputFormat = Field(OutputFormat.NATIVE, description="native, or coco (COCO results-file entries).")
     image_id: int = Field(0, ge=0, le=2**53, description="image_id written into COCO entries.")
     render: bool = Field(False, description="Answer image/jpeg with boxes and skeletons drawn.")
 
 
-class PoseQuery(_Options):
+class PoseQuery(HttpPoseOptions):
     """Options as query parameters (every input form accepts them)."""
 
-    boxes: str | None = Field(
+    boxes: str | None = Field(  # type: ignore[assignment]
         None,
         max_length=4000,  # URLs stay well under HTTP parsers' limits; longer lists go in a form field or JSON body
         description="Person boxes as JSON, e.g. [[10,20,200,400]]: skips the detector. Pixels of the original "
         "image. Longer lists: send them as a form field or in the JSON body.",
     )
 
-
-class PoseOptions(_Options):
-    """Options after merging query parameters with form fields or JSON body fields (the body wins)."""
-
-    boxes: list[Box] | None = Field(None, max_length=1000, description="Person boxes: skips the detector.")
-
     @field_validator("boxes", mode="before")
     @classmethod
     def _boxes_from_json(cls, value: Any) -> Any:
-        if isinstance(value, str | bytes):
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"boxes must be JSON like [[x1,y1,x2,y2]]: {exc.msg}") from None
-        return value
+        return value  # stays JSON text here; parsed when merged with the body (HttpPoseOptions)
 
 
-class PoseJsonBody(BaseModel):
+class PoseJsonBody(HttpPoseOptions):
     """``application/json`` body: the image as base64 plus any option."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
     image: str = Field(description="The image file (JPEG, PNG, WebP, BMP, TIFF), base64-encoded.")
-    boxes: list[Box] | None = None
-    model: str | None = None
-    detector: str | None = None
-    max_people: int | None = Field(None, ge=1, le=1000)
-    bbox_threshold: float | None = Field(None, ge=0.0, le=1.0)
-    keypoint_threshold: float | None = Field(None, ge=0.0, le=1000.0)
-    flip_test: bool | None = None
-    format: OutputFormat | None = None
-    image_id: int | None = Field(None, ge=0, le=2**53)
-    render: bool | None = None
 
 
 class ErrorDetail(BaseModel):

@@ -1,6 +1,6 @@
 """The engine: every served model with its instances and Batcher, the Pipeline, readiness, shutdown.
 
-One engine serves both APIs (HTTP and gRPC).
+One engine serves every way in (HTTP, gRPC, the CLI), through the request layer.
 """
 
 from __future__ import annotations
@@ -28,8 +28,13 @@ class EngineState:
 
 
 class Engine:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, models: list[str] | None = None) -> None:
+        """
+        Args:
+            models: load only these (default: the settings' served models; the CLI with boxes needs no detector).
+        """
         self.settings = settings
+        self._only = models
         self.repository = ModelRepository(settings.model_repository)
         self.models: dict[str, ServedModel] = {}
         self.state = EngineState()
@@ -41,7 +46,7 @@ class Engine:
         )
 
     def model_names(self) -> list[str]:
-        names = self.settings.served_models()
+        names = self._only if self._only is not None else self.settings.served_models()
         if "*" in names:
             names = [n for n in names if n != "*"] + self.repository.names()
         return list(dict.fromkeys(names))
@@ -74,7 +79,7 @@ class Engine:
 
     def _check_defaults(self) -> None:
         for name, task in ((self.settings.model, Task.POSE), (self.settings.detector, Task.DETECT)):
-            if self.models[name].task is not task:
+            if name in self.models and self.models[name].task is not task:
                 raise ModelConfigError(f"default {task.value} model {name!r} is a {self.models[name].task.value} model")
 
     def _announce(self, served: ServedModel) -> None:
@@ -102,14 +107,18 @@ class Engine:
                 served.name,
             )
 
+    def begin_shutdown(self) -> None:
+        """Readiness turns false (for probes) while the transports drain; work already admitted goes on."""
+        self.state.closing = True
+        self.state.ready = False
+
     def close(self, grace_s: float) -> None:
         """Stop taking requests; let accepted ones finish within ``grace_s``, then close every queue.
 
         Requests are drained before queues close: a request between its detector and its
         pose model must still find the pose queue open.
         """
-        self.state.closing = True
-        self.state.ready = False
+        self.begin_shutdown()
         end = time.monotonic() + grace_s
         self.pipeline.stop_accepting()
         if not self.pipeline.wait_idle(grace_s):

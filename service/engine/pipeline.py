@@ -1,8 +1,16 @@
 """Pipeline: detect -> crops -> pose, through the models' Batchers.
 
-The crops of one image are queued together as separate items, so they share
-batches with other requests' crops. The pipeline is async (it awaits the
-Batchers' futures) and never runs inference on the event loop.
+Three public steps, all in original image pixels:
+
+- :meth:`Pipeline.detect`: person boxes of one image;
+- :meth:`Pipeline.queue_poses` / :meth:`Pipeline.pose_from_boxes`: keypoints on given
+  boxes (clipped to the image), with the caller's own box scores;
+- :meth:`Pipeline.estimate`: a request, the two composed (or boxes given by a client,
+  which are checked, not clipped).
+
+The crops of one image are queued together as separate items, so they share batches
+with other requests' crops. The pipeline is async (it awaits the Batchers' futures) and
+never runs inference on the event loop.
 """
 
 from __future__ import annotations
@@ -13,19 +21,22 @@ import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from service.engine.runners import CropJob, Detections, DetectJob
+from service.engine.results import Detections, PoseResult
+from service.engine.runners import CropJob, DetectJob
 from service.engine.served import ServedModel
 from service.errors import DeadlineExceededError, InvalidOptionsError, ShuttingDownError, UnknownModelError
 from service.models.schema import Task
 from service.vision.image import DecodedImage
 from service.vision.postprocess import person_scores
 from service.vision.preprocess import bbox_xyxy_to_center_scale, fix_aspect_ratio
+
+__all__ = ["Detections", "EstimateOptions", "PendingPoses", "Pipeline", "PoseResult"]
 
 F32 = npt.NDArray[np.float32]
 R = TypeVar("R")
@@ -41,23 +52,6 @@ class EstimateOptions:
     max_people: int | None = None
     bbox_threshold: float | None = None
     flip_test: bool | None = None
-
-
-@dataclass(frozen=True)
-class PoseResult:
-    """Every person of one image, in original image pixels. N people, K keypoints."""
-
-    width: int
-    height: int
-    pose_model: str
-    detector: str | None
-    keypoint_set: str
-    weights: str  # "synthetic" if any model used is synthetic, else "custom" if any is, else "official"
-    boxes: F32  # (N, 4)
-    bbox_scores: F32  # (N,)
-    scores: F32  # (N,) person score, MMPose's bbox score x mean visible keypoint score
-    keypoints: F32  # (N, K, 3) x, y, score
-    timing_ms: dict[str, float] = field(default_factory=dict)
 
 
 def _combined_weights(*models: ServedModel | None) -> str:
@@ -78,6 +72,58 @@ async def _gather(futures: list[Future[R]], deadline: float) -> list[R]:
             f.cancel()  # no-op for finished ones; queued items are then skipped by the Batcher
 
 
+def clip_boxes(boxes: F32, width: int, height: int) -> F32:
+    """Clip (M, 4) boxes to a ``width`` x ``height`` image, keeping each at least 1 pixel wide and high.
+
+    A box that lies wholly outside becomes a 1-pixel box on the nearest border, so the
+    caller's boxes and results stay index-aligned.
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if not np.isfinite(boxes).all():
+        raise InvalidOptionsError("boxes must be finite numbers (no NaN or infinity)")
+    clipped = np.clip(boxes, 0, np.array([width, height, width, height], np.float32))
+    for lo, hi, side in ((0, 2, width), (1, 3, height)):
+        empty = clipped[:, hi] <= clipped[:, lo]
+        clipped[empty, lo] = np.minimum(clipped[empty, lo], side - 1)
+        clipped[empty, hi] = clipped[empty, lo] + 1
+    return clipped
+
+
+@dataclass
+class PendingPoses:
+    """Crops queued by :meth:`Pipeline.queue_poses`; :meth:`result` awaits them."""
+
+    image: DecodedImage
+    pose: ServedModel
+    boxes: F32  # (N, 4) original pixels
+    box_scores: F32  # (N,)
+    futures: list[Future[F32]]
+    deadline: float
+    queued_at: float  # time.perf_counter()
+
+    async def result(self, *, detector: ServedModel | None = None) -> PoseResult:
+        """The keypoints of every box, in original pixels (``detector``: named in the result when it ran)."""
+        if self.futures:
+            keypoints = np.stack(await _gather(self.futures, self.deadline)).astype(np.float32, copy=False)
+        else:
+            keypoints = np.zeros((0, self.pose.model.config.num_keypoints, 3), np.float32)
+        if self.image.scale != 1:
+            keypoints[..., :2] = self.image.keypoints_to_original(keypoints[..., :2])
+        return PoseResult(
+            width=self.image.width,
+            height=self.image.height,
+            pose_model=self.pose.name,
+            detector=detector.name if detector else None,
+            keypoint_set=str(self.pose.model.config.keypoints),
+            weights=_combined_weights(self.pose, detector),
+            boxes=self.boxes,
+            bbox_scores=self.box_scores,
+            scores=person_scores(self.box_scores, keypoints[..., 2]).astype(np.float32),
+            keypoints=keypoints,
+            timing_ms={"pose": (time.perf_counter() - self.queued_at) * 1000},
+        )
+
+
 class Pipeline:
     """Top-down pose estimation over the served models."""
 
@@ -89,31 +135,43 @@ class Pipeline:
         self.default_detector = default_detector
         self.max_people = max_people
         self._inflight = 0
-        self._detecting = 0  # requests between detector submit and pose submit: the only source of new crops
+        self._detecting = 0  # work between a detector submit and its pose submit: the only source of new crops
         self._closing = False
         self._idle = threading.Condition()
 
+    # -- admission and shutdown ----------------------------------------------------------------------------------
+
     def crops_expected(self) -> bool:
-        """Whether a request is still in detection, so crops may soon join the pose queues.
+        """Whether some work is still in detection, so crops may soon join the pose queues.
 
         The pose Batchers wait out ``max_queue_delay_ms`` for more crops only while this is
         True; with nothing in detection a partial batch runs at once (read without a lock:
         a stale answer costs at most one delay or one smaller batch).
         """
-        return self._detecting > 0  # read without the lock: a stale answer is harmless
+        return self._detecting > 0
 
     def stop_accepting(self) -> None:
-        """New requests fail with ShuttingDownError from now on; accepted ones go on."""
+        """New work fails with ShuttingDownError from now on; admitted work goes on."""
         with self._idle:
             self._closing = True
 
     def wait_idle(self, timeout_s: float) -> bool:
-        """Block until every accepted request has finished; False if ``timeout_s`` ran out first."""
+        """Block until all admitted work has finished; False if ``timeout_s`` ran out first."""
         with self._idle:
             return self._idle.wait_for(lambda: self._inflight == 0, timeout=timeout_s)
 
+    @property
+    def inflight(self) -> int:
+        """Units of admitted work (requests, stream frames) not finished yet."""
+        return self._inflight
+
     @contextmanager
-    def _accepted(self) -> Iterator[None]:
+    def admit(self) -> Iterator[None]:
+        """One unit of work (a request, a stream frame): refused once shutting down, waited for by shutdown.
+
+        Raises:
+            ShuttingDownError: :meth:`stop_accepting` was called.
+        """
         with self._idle:
             if self._closing:
                 raise ShuttingDownError("the service is shutting down and takes no new requests")
@@ -125,15 +183,41 @@ class Pipeline:
                 self._inflight -= 1
                 self._idle.notify_all()
 
+    @contextmanager
+    def detection_window(self) -> Iterator[None]:
+        """Hold from a :meth:`detect` until the crops of its boxes are queued (:meth:`queue_poses`).
+
+        While any window is open the pose Batchers wait ``max_queue_delay_ms`` for those
+        crops instead of running a partial batch at once.
+        """
+        with self._idle:
+            self._detecting += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._detecting -= 1
+
+    # -- models --------------------------------------------------------------------------------------------------
+
     def resolve(self, options: EstimateOptions) -> tuple[ServedModel, ServedModel | None]:
-        """The pose model and detector a request uses (no detector when boxes are given)."""
-        pose = self._model(options.model or self.default_pose, Task.POSE, "model")
-        detector = None
-        if options.boxes is None:
-            detector = self._model(options.detector or self.default_detector, Task.DETECT, "detector")
+        """The pose model and detector a request uses (no detector when boxes are given).
+
+        Raises:
+            UnknownModelError: a model that is not served, or of the wrong task.
+        """
+        pose = self.model(options.model, Task.POSE)
+        detector = None if options.boxes is not None else self.model(options.detector, Task.DETECT)
         return pose, detector
 
-    def _model(self, name: str, task: Task, option: str) -> ServedModel:
+    def model(self, name: str | None, task: Task) -> ServedModel:
+        """The served model ``name`` (None: the default of ``task``).
+
+        Raises:
+            UnknownModelError: not served, or not a ``task`` model.
+        """
+        option = "model" if task is Task.POSE else "detector"
+        name = name or (self.default_pose if task is Task.POSE else self.default_detector)
         served = self.models.get(name)
         if served is None:
             names = sorted(n for n, m in self.models.items() if m.task is task)
@@ -141,6 +225,110 @@ class Pipeline:
         if served.task is not task:
             raise UnknownModelError(f"{option} {name!r} is a {served.task.value} model, not a {task.value} model")
         return served
+
+    # -- the steps -----------------------------------------------------------------------------------------------
+
+    async def detect(
+        self,
+        image: DecodedImage,
+        *,
+        detector: str | ServedModel | None = None,
+        bbox_threshold: float | None = None,
+        max_people: int | None = None,
+        deadline: float,
+    ) -> Detections:
+        """Person boxes of ``image`` in original pixels, best first, at most ``max_people`` (capped by the service).
+
+        Raises:
+            UnknownModelError, QueueFullError, DeadlineExceededError, ShuttingDownError.
+        """
+        served = detector if isinstance(detector, ServedModel) else self.model(detector, Task.DETECT)
+        threshold = served.model.config.score_threshold if bbox_threshold is None else bbox_threshold
+        cap = min(max_people or self.max_people, self.max_people)
+        job = DetectJob(image=image.bgr, score_threshold=threshold, max_people=cap)
+        (found,) = await _gather([served.batcher.submit(job, deadline=deadline)], deadline)
+        if image.scale == 1:
+            return found
+        return Detections(boxes=image.boxes_to_original(found.boxes), scores=found.scores)
+
+    def queue_poses(
+        self,
+        image: DecodedImage,
+        boxes: F32,
+        box_scores: F32,
+        *,
+        model: str | ServedModel | None = None,
+        flip_test: bool | None = None,
+        deadline: float,
+    ) -> PendingPoses:
+        """Queue one crop per box (two rows each with flip test), all or none; await ``.result()``.
+
+        Args:
+            boxes: (N, 4) x1, y1, x2, y2 in original pixels; clipped to the image, never refused.
+            box_scores: (N,) the boxes' scores (a tracker's own, or the detector's).
+
+        Raises:
+            UnknownModelError, QueueFullError, ShuttingDownError, InvalidOptionsError (non-finite boxes).
+        """
+        pose = model if isinstance(model, ServedModel) else self.model(model, Task.POSE)
+        boxes = clip_boxes(boxes, image.width, image.height)
+        box_scores = np.asarray(box_scores, np.float32).reshape(-1)
+        if len(box_scores) != len(boxes):
+            raise InvalidOptionsError(f"{len(boxes)} boxes but {len(box_scores)} box scores")
+        start = time.perf_counter()
+        futures: list[Future[F32]] = []
+        if len(boxes):
+            config = pose.model.config
+            width, height = config.input_size
+            # original pixels -> decoded pixels (the inverse of image.boxes_to_original)
+            centers, scales = bbox_xyxy_to_center_scale(boxes / np.float32(image.scale), padding=config.bbox_padding)
+            scales = fix_aspect_ratio(scales, width / height)
+            flip = config.flip_test if flip_test is None else flip_test
+            jobs = [CropJob(image.bgr, centers[i], scales[i], flip) for i in range(len(boxes))]
+            futures = pose.batcher.submit_many(jobs, deadline=deadline, rows=[2 if flip else 1] * len(jobs))
+        return PendingPoses(image, pose, boxes, box_scores, futures, deadline, start)
+
+    async def pose_from_boxes(
+        self,
+        image: DecodedImage,
+        boxes: F32,
+        box_scores: F32,
+        *,
+        model: str | ServedModel | None = None,
+        flip_test: bool | None = None,
+        deadline: float,
+    ) -> PoseResult:
+        """Keypoints on given boxes (clipped to the image): :meth:`queue_poses`, then its result."""
+        pending = self.queue_poses(image, boxes, box_scores, model=model, flip_test=flip_test, deadline=deadline)
+        return await pending.result()
+
+    async def estimate(self, image: DecodedImage, options: EstimateOptions, *, deadline: float) -> PoseResult:
+        """One request: detect (unless boxes are given), then every person's keypoints.
+
+        Client boxes are checked (inside the image, at most ``max_people``), not clipped.
+
+        Args:
+            image: the decoded image; ``image.scale`` maps its pixels back to the original's.
+            options: per-request options.
+            deadline: ``time.monotonic()`` after which the request fails with DeadlineExceededError.
+        """
+        with self.admit():
+            pose, detector = self.resolve(options)
+            if options.boxes is not None:
+                boxes = self._check_boxes(options.boxes, image.width, image.height)
+                pending = self.queue_poses(image, boxes, np.ones(len(boxes), np.float32), model=pose,
+                                           flip_test=options.flip_test, deadline=deadline)  # fmt: skip
+                return await pending.result()
+            start = time.perf_counter()
+            with self.detection_window():
+                found = await self.detect(image, detector=detector, bbox_threshold=options.bbox_threshold,
+                                          max_people=options.max_people, deadline=deadline)  # fmt: skip
+                detect_ms = (time.perf_counter() - start) * 1000
+                pending = self.queue_poses(image, found.boxes, found.scores, model=pose,
+                                           flip_test=options.flip_test, deadline=deadline)  # fmt: skip
+            result = await pending.result(detector=detector)
+            result.timing_ms["detect"] = detect_ms
+            return result
 
     def _check_boxes(self, boxes: F32, width: int, height: int) -> F32:
         boxes = np.asarray(boxes, dtype=np.float32)
@@ -158,84 +346,3 @@ class Pipeline:
         if ((x1 < 0) | (y1 < 0) | (x2 > width) | (y2 > height)).any():
             raise InvalidOptionsError(f"boxes must lie inside the {width}x{height} image")
         return boxes
-
-    async def estimate(self, image: DecodedImage, options: EstimateOptions, *, deadline: float) -> PoseResult:
-        """Detect (unless boxes are given), then estimate every person's keypoints.
-
-        Args:
-            image: the decoded image; ``image.scale`` maps its pixels back to the original's.
-            options: per-request options.
-            deadline: ``time.monotonic()`` after which the request fails with DeadlineExceededError.
-        """
-        with self._accepted():
-            return await self._estimate(image, options, deadline)
-
-    async def _estimate(self, image: DecodedImage, options: EstimateOptions, deadline: float) -> PoseResult:
-        start = time.perf_counter()
-        pose, detector = self.resolve(options)
-        timing: dict[str, float] = {}
-        max_people = min(options.max_people or self.max_people, self.max_people)
-        if options.boxes is not None:
-            # original pixels -> decoded pixels (the inverse of image.boxes_to_original)
-            boxes = self._check_boxes(options.boxes, image.width, image.height) / np.float32(image.scale)
-            bbox_scores = np.ones(len(boxes), np.float32)
-            futures = self._submit_crops(pose, image, boxes, options, deadline)
-        else:
-            assert detector is not None
-            threshold = detector.model.config.score_threshold
-            if options.bbox_threshold is not None:
-                threshold = options.bbox_threshold
-            job = DetectJob(image=image.bgr, score_threshold=threshold, max_people=max_people)
-            with self._detection():
-                (found,) = await _gather([detector.batcher.submit(job, deadline=deadline)], deadline)
-                assert isinstance(found, Detections)
-                boxes, bbox_scores = found.boxes, found.scores
-                timing["detect"] = (time.perf_counter() - start) * 1000
-                futures = self._submit_crops(pose, image, boxes, options, deadline)
-        keypoints = (
-            np.stack(await _gather(futures, deadline)).astype(np.float32, copy=False)
-            if futures
-            else np.zeros((0, pose.model.config.num_keypoints, 3), np.float32)
-        )
-        timing["pose"] = (time.perf_counter() - start) * 1000 - timing.get("detect", 0.0)
-        if image.scale != 1:
-            boxes = image.boxes_to_original(boxes)
-            keypoints[..., :2] = image.keypoints_to_original(keypoints[..., :2])
-        return PoseResult(
-            width=image.width,
-            height=image.height,
-            pose_model=pose.name,
-            detector=detector.name if detector else None,
-            keypoint_set=str(pose.model.config.keypoints),
-            weights=_combined_weights(pose, detector),
-            boxes=boxes.astype(np.float32),
-            bbox_scores=bbox_scores.astype(np.float32),
-            scores=person_scores(bbox_scores, keypoints[..., 2]).astype(np.float32),
-            keypoints=keypoints,
-            timing_ms=timing,
-        )
-
-    @contextmanager
-    def _detection(self) -> Iterator[None]:
-        """Counts the request as a source of crops until its crops are queued."""
-        with self._idle:
-            self._detecting += 1
-        try:
-            yield
-        finally:
-            with self._idle:
-                self._detecting -= 1
-
-    def _submit_crops(
-        self, pose: ServedModel, image: DecodedImage, boxes: F32, options: EstimateOptions, deadline: float
-    ) -> list[Future[F32]]:
-        """Queue one item per person box (two rows each with flip test); all or none."""
-        if len(boxes) == 0:
-            return []
-        config = pose.model.config
-        width, height = config.input_size
-        centers, scales = bbox_xyxy_to_center_scale(boxes, padding=config.bbox_padding)
-        scales = fix_aspect_ratio(scales, width / height)
-        flip = config.flip_test if options.flip_test is None else options.flip_test
-        jobs = [CropJob(image.bgr, centers[i], scales[i], flip) for i in range(len(boxes))]
-        return pose.batcher.submit_many(jobs, deadline=deadline, rows=[2 if flip else 1] * len(jobs))

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from service.engine.results import Detections
 from service.metrics import stage_timer
 from service.models.repository import InstalledModel
 from service.models.schema import DetectorOutput
@@ -39,12 +40,6 @@ class DetectJob:
     image: U8  # (H, W, 3) BGR
     score_threshold: float
     max_people: int
-
-
-@dataclass(frozen=True)
-class Detections:
-    boxes: F32  # (M, 4) x1, y1, x2, y2 in image pixels, clipped to the image
-    scores: F32  # (M,)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ __all__ = [
     "InvalidImageError",
     "UnsupportedImageTypeError",
     "decode_image",
+    "image_from_pixels",
     "sniff_image_format",
 ]
 
@@ -103,7 +104,7 @@ class DecodedImage:
         width: Width of the original upright image, in pixels.
         height: Height of the original upright image, in pixels.
         scale: Original pixels per decoded pixel: 1.0, or the DCT downscale factor 2, 4 or 8.
-        format: "jpeg", "png", "webp", "bmp", "tiff" or "gif".
+        format: "jpeg", "png", "webp", "bmp", "tiff", "gif", or "raw" (pixels given as they are).
     """
 
     bgr: NDArray[np.uint8]
@@ -215,6 +216,33 @@ def decode_image(data: bytes, *, max_pixels: int, min_long_side: int | None = No
     if orientation >= 5:  # the transposing orientations swap the sides
         width, height = height, width
     return DecodedImage(np.ascontiguousarray(bgr), width, height, float(factor), fmt)
+
+
+def image_from_pixels(pixels: bytes, width: int, height: int, *, rgb: bool, max_pixels: int) -> DecodedImage:
+    """Raw packed 8-bit pixels (a camera frame) as an image, without decoding.
+
+    Args:
+        pixels: ``height`` rows of ``width`` pixels of 3 bytes, no padding.
+        width, height: The frame size.
+        rgb: The channel order is R, G, B (else B, G, R, OpenCV's order, used as is without a copy).
+        max_pixels: Largest accepted ``width * height``, as for encoded images.
+
+    Returns:
+        The image, ``format`` "raw", ``scale`` 1.
+
+    Raises:
+        InvalidImageError: the byte length is not ``width * height * 3``, or a side < ``MIN_IMAGE_SIDE``.
+        ImageTooLargeError: more than ``max_pixels`` pixels.
+    """
+    _check_size(width, height, max_pixels)
+    if len(pixels) != width * height * 3:
+        raise InvalidImageError(
+            f"raw image of {width}x{height} needs {width * height * 3} bytes (width x height x 3), got {len(pixels)}"
+        )
+    bgr = np.frombuffer(pixels, np.uint8).reshape(height, width, 3)
+    if rgb:
+        bgr = np.ascontiguousarray(bgr[..., ::-1])
+    return DecodedImage(bgr, width, height, 1.0, "raw")
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:

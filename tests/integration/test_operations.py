@@ -58,9 +58,8 @@ def test_sigterm_during_load_finishes_the_accepted_requests(small_repo: Path, tm
 
     codes = asyncio.run(load_then_sigterm())
     assert codes == [200] * 6, codes
-    # uvicorn re-raises SIGTERM once its graceful shutdown is complete (exit 143 to an orchestrator)
-    assert server.process.wait(60) in (0, -signal.SIGTERM)
-    assert "Application shutdown complete" in server.logs()
+    assert server.process.wait(60) == 0
+    assert "shutdown complete" in server.logs()
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url + "/healthz")
 

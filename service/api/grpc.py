@@ -1,0 +1,176 @@
+"""gRPC API (``pose.v1.PoseService``, grpc.aio): a thin adapter over the request layer.
+
+Beside it on the same server: ``grpc.health.v1`` health (NOT_SERVING until the models
+are warm and again while draining) and server reflection. Every call of the pose
+service gets a request id (``x-request-id`` metadata in, initial metadata out), the
+bearer check, the client's deadline carried into the model queues, request metrics with
+``protocol="grpc"`` and one access line; errors abort with the error class's
+``grpc_code`` and put its ``code`` in the trailing metadata key ``pose-error-code``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from service import metrics
+from service.api import protobuf
+from service.api._proto.pose.v1 import pose_pb2 as pb
+from service.api._proto.pose.v1 import pose_pb2_grpc
+from service.api.observe import record_request, request_id_from
+from service.api.requests import MAX_TIMEOUT_S, PoseRequests
+from service.config import Settings
+from service.errors import DeadlineExceededError, PoseError
+from service.logs import request_id
+
+logger = logging.getLogger(__name__)
+R = TypeVar("R")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PoseService"].full_name  # "pose.v1.PoseService"
+ERROR_CODE_KEY = "pose-error-code"
+
+
+class Call:
+    """One RPC of the pose service as the servicer sees it: its metadata, request id and start time."""
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self.context = context
+        self.metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+        self.request_id = request_id_from(self.metadata.get("x-request-id"))
+        self.started = time.perf_counter()
+
+    def deadline(self, requests: PoseRequests) -> float:
+        """The client's gRPC deadline (or the service's default) as a ``time.monotonic()`` deadline."""
+        remaining = self.context.time_remaining()
+        if remaining is None:
+            return requests.deadline(None)
+        if remaining <= 0:
+            raise DeadlineExceededError("the call's deadline had passed when it arrived")
+        return requests.deadline(min(remaining, MAX_TIMEOUT_S))
+
+
+class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
+    """``pose.v1.PoseService`` over the request layer."""
+
+    def __init__(self, requests: PoseRequests) -> None:
+        self.requests = requests
+        self._active = 0
+        self._idle = asyncio.Condition()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no call of this service is running; False if ``timeout_s`` ran out first."""
+        async with self._idle:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._idle.wait_for(lambda: self._active == 0)
+            except TimeoutError:
+                return False
+        return True
+
+    async def serve(self, context: grpc.aio.ServicerContext, method: str, work: Callable[[Call], Awaitable[R]]) -> R:
+        """The frame of every call around ``work``: request id, auth, metrics and access line, errors to codes."""
+        call = Call(context)
+        token = request_id.set(call.request_id)
+        status = grpc.StatusCode.OK
+        async with self._idle:
+            self._active += 1
+        metrics.REQUESTS_IN_PROGRESS.labels("grpc").inc()
+        try:
+            await context.send_initial_metadata((("x-request-id", call.request_id),))
+            self.requests.authorize(call.metadata.get("authorization"))
+            return await work(call)
+        except PoseError as exc:
+            status = exc.grpc_code
+            message = exc.message
+            if status is grpc.StatusCode.INTERNAL:
+                logger.error("answering INTERNAL %s: %s", exc.code, message)
+                message = f"{message} (request id {call.request_id})"
+            context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
+            await context.abort(status, message)
+        except asyncio.CancelledError:
+            status = grpc.StatusCode.CANCELLED  # the client went away or its deadline passed
+            raise
+        except Exception:
+            status = grpc.StatusCode.INTERNAL
+            logger.exception("unhandled error (request id %s)", call.request_id)
+            context.set_trailing_metadata(((ERROR_CODE_KEY, "internal"),))
+            await context.abort(status, f"internal error (request id {call.request_id})")
+        finally:
+            metrics.REQUESTS_IN_PROGRESS.labels("grpc").dec()
+            record_request("grpc", method, status.name, time.perf_counter() - call.started,
+                           f"gRPC /{SERVICE_NAME}/{method}")  # fmt: skip
+            async with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+            request_id.reset(token)
+
+    async def Estimate(self, request: pb.EstimateRequest, context: grpc.aio.ServicerContext) -> pb.EstimateResponse:  # noqa: N802 (the proto's name)
+        async def estimate(call: Call) -> pb.EstimateResponse:
+            self.requests.ensure_ready()
+            deadline = call.deadline(self.requests)
+            options = protobuf.options_from(request.options)
+            image = protobuf.image_from(request.image)
+            done = await self.requests.estimate(image, options, deadline=deadline, started=call.started)
+            return protobuf.estimate_response(done.result, done.keypoint_threshold)
+
+        return await self.serve(context, "Estimate", estimate)
+
+    async def ListModels(  # noqa: N802 (the proto's name)
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        async def list_models(call: Call) -> pb.ListModelsResponse:
+            return protobuf.models_response(self.requests.engine.describe())
+
+        return await self.serve(context, "ListModels", list_models)
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class GrpcServer:
+    """The grpc.aio server: the pose service, health and reflection on ``POSE_GRPC_PORT``."""
+
+    def __init__(self, requests: PoseRequests, settings: Settings) -> None:
+        size = settings.grpc_max_message_bytes
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", size),
+                ("grpc.max_send_message_length", size),
+                ("grpc.so_reuseport", 0),  # a port in use is an error, not a second listener
+            ]
+        )
+        self.servicer = PoseServicer(requests)
+        pose_pb2_grpc.add_PoseServiceServicer_to_server(self.servicer, self._server)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, self._server)
+        self.port = self._server.add_insecure_port(_address(settings.host, settings.grpc_port))
+
+    async def start(self) -> None:
+        await self.set_serving(False)
+        await self._server.start()
+
+    async def set_serving(self, serving: bool) -> None:
+        """Health of the server ("") and of ``pose.v1.PoseService``."""
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, status)
+
+    async def stop(self, grace_s: float) -> None:
+        """Health NOT_SERVING, no new calls; pose calls finish within ``grace_s``; then the rest is cut."""
+        await self._health.enter_graceful_shutdown()
+        stopping = asyncio.create_task(self._server.stop(grace_s))
+        if not await self.servicer.wait_idle(grace_s):
+            logger.warning("shutdown: gRPC calls still running after the %.1f s grace period", grace_s)
+        # what is left (health watchers, reflection streams) would hold the server to the end of the grace period
+        await self._server.stop(None)
+        await stopping

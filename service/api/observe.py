@@ -1,0 +1,34 @@
+"""Per-request bookkeeping every transport shares: the request id, request metrics, the access log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from service import metrics
+
+access_logger = logging.getLogger("service.access")
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_from(given: str | None) -> str:
+    """The client's ``x-request-id`` when it is a sane token (1-128 of ``A-Za-z0-9._:-``), else a new one."""
+    return given if given and _VALID_ID.match(given) else uuid.uuid4().hex
+
+
+def record_request(protocol: str, endpoint: str, status: str, seconds: float, line: str) -> None:
+    """Count and time one answered request and write its access line (``line``: e.g. "POST /v1/pose").
+
+    Args:
+        protocol: "http" or "grpc".
+        endpoint: a bounded label: the route template or the gRPC method name.
+        status: the HTTP status ("200") or the gRPC code name ("OK", "INVALID_ARGUMENT").
+    """
+    metrics.REQUESTS.labels(protocol, endpoint, status).inc()
+    metrics.REQUEST_DURATION.labels(protocol, endpoint).observe(seconds)
+    access_logger.info(
+        "%s %s %.1fms", line, status, seconds * 1000,
+        extra={"status": status, "duration_ms": round(seconds * 1000, 2), "endpoint": endpoint, "protocol": protocol},
+    )  # fmt: skip

@@ -1,0 +1,130 @@
+"""``pose.v1`` messages <-> the request layer's types, both ways (the server and ``service.client`` share it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from service.api._proto.pose.v1 import pose_pb2 as pb
+from service.api.options import PoseOptions, parse_options
+from service.api.requests import EncodedImage, ImageInput, RawPixels
+from service.engine.results import PoseResult
+from service.errors import BadRequestError
+
+__all__ = ["estimate_response", "image_from", "models_response", "options_from", "people", "result_from", "pb"]
+
+F32 = npt.NDArray[np.float32]
+
+
+def options_from(message: pb.Options) -> PoseOptions:
+    """The ``Options`` message as validated options (unset fields stay None: the service's defaults).
+
+    Raises:
+        InvalidOptionsError: a value out of range (the bounds are PoseOptions').
+    """
+    values: dict[str, Any] = {}
+    if message.model:
+        values["model"] = message.model
+    if message.detector:
+        values["detector"] = message.detector
+    if message.boxes:
+        values["boxes"] = [[b.x1, b.y1, b.x2, b.y2] for b in message.boxes]
+    if message.max_people:
+        values["max_people"] = message.max_people
+    for name in ("bbox_threshold", "keypoint_threshold", "flip_test"):
+        if message.HasField(name):
+            values[name] = getattr(message, name)
+    return parse_options(PoseOptions, values)  # type: ignore[no-any-return]
+
+
+def image_from(message: pb.Image) -> ImageInput:
+    """The ``Image`` message as the request layer's input (no copy of the bytes).
+
+    Raises:
+        BadRequestError: neither ``encoded`` nor ``raw`` is set.
+    """
+    kind = message.WhichOneof("data")
+    if kind == "encoded":
+        return EncodedImage(message.encoded)
+    if kind == "raw":
+        raw = message.raw
+        return RawPixels(raw.pixels, raw.width, raw.height, rgb=raw.format == pb.RGB8)
+    raise BadRequestError("the request has no image: set image.encoded (file bytes) or image.raw (pixels)")
+
+
+def people(result: PoseResult, keypoint_threshold: float, track_ids: Sequence[int] | None = None) -> list[pb.Person]:
+    """Every person of ``result`` as ``Person`` messages (``track_ids``: one per person, streams only)."""
+    out = []
+    boxes = result.boxes.tolist()
+    bbox_scores = result.bbox_scores.tolist()
+    scores = result.scores.tolist()
+    visible = (result.keypoints[..., 2] > keypoint_threshold).tolist()
+    keypoints = result.keypoints.tolist()
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        person = pb.Person(bbox=pb.Box(x1=x1, y1=y1, x2=x2, y2=y2), bbox_score=bbox_scores[i], score=scores[i],
+                           track_id=track_ids[i] if track_ids is not None else 0)  # fmt: skip
+        person.keypoints.extend(
+            pb.Keypoint(x=x, y=y, score=s, visible=v) for (x, y, s), v in zip(keypoints[i], visible[i], strict=True)
+        )
+        out.append(person)
+    return out
+
+
+def model_info(result: PoseResult) -> pb.ModelInfo:
+    return pb.ModelInfo(pose=result.pose_model, detector=result.detector or "", keypoints=result.keypoint_set,
+                        weights=result.weights)  # fmt: skip
+
+
+def estimate_response(result: PoseResult, keypoint_threshold: float) -> pb.EstimateResponse:
+    return pb.EstimateResponse(width=result.width, height=result.height, model=model_info(result),
+                               people=people(result, keypoint_threshold), timing_ms=result.timing_ms)  # fmt: skip
+
+
+def result_from(response: pb.EstimateResponse) -> tuple[PoseResult, npt.NDArray[np.bool_]]:
+    """An ``EstimateResponse`` back as a PoseResult, and the server's ``visible`` flags (N, K)."""
+    n = len(response.people)
+    k = max((len(p.keypoints) for p in response.people), default=0)
+    keypoints = np.array([[(kp.x, kp.y, kp.score) for kp in p.keypoints] for p in response.people], np.float32)
+    visible = np.array([[kp.visible for kp in p.keypoints] for p in response.people], bool)
+    boxes = np.array([(p.bbox.x1, p.bbox.y1, p.bbox.x2, p.bbox.y2) for p in response.people], np.float32)
+    result = PoseResult(
+        width=response.width,
+        height=response.height,
+        pose_model=response.model.pose,
+        detector=response.model.detector or None,
+        keypoint_set=response.model.keypoints,
+        weights=response.model.weights,
+        boxes=boxes.reshape(n, 4),
+        bbox_scores=np.array([p.bbox_score for p in response.people], np.float32),
+        scores=np.array([p.score for p in response.people], np.float32),
+        keypoints=keypoints.reshape(n, k, 3),
+        timing_ms=dict(response.timing_ms),
+    )
+    return result, visible.reshape(n, k)
+
+
+def models_response(described: list[dict[str, Any]]) -> pb.ListModelsResponse:
+    """``Engine.describe()`` (what GET /v1/models shows) as a ``ListModelsResponse``."""
+    models = []
+    for d in described:
+        batching = d["batching"]
+        width, height = d["input_size"]
+        models.append(
+            pb.ModelDescription(
+                name=d["name"], task=d["task"], family=d["family"], keypoints=d["keypoints"] or "",
+                num_keypoints=d["num_keypoints"] or 0, input_width=width, input_height=height, weights=d["weights"],
+                version=d["version"], provider=d["provider"], device=d["device"],
+                device_warning=d["device_warning"] or "", instances=d["instances"],
+                threads_per_instance=d["threads_per_instance"], static_batch=d["static_batch"] or 0,
+                default=d["default"],
+                batching=pb.Batching(
+                    max_batch_size=batching["max_batch_size"], max_queue_delay_ms=batching["max_queue_delay_ms"],
+                    preferred_batch_sizes=batching["preferred_batch_sizes"],
+                    max_queue_size=batching["max_queue_size"], queued=batching["queued"],
+                ),
+            )
+        )  # fmt: skip
+    return pb.ListModelsResponse(models=models)

@@ -1,0 +1,113 @@
+"""The process: one engine, the request layer over it, HTTP (uvicorn) and gRPC (grpc.aio) on one event loop.
+
+Lifecycle (``serve``):
+
+1. bind both transports (a port in use fails the start at once), then load and warm up
+   the models off the loop; /readyz and gRPC health say NOT_SERVING meanwhile;
+2. ready: /readyz 200, health SERVING;
+3. SIGTERM or SIGINT: readiness and health turn NOT_SERVING, both transports stop
+   taking new calls, in-flight HTTP requests and gRPC calls finish within
+   ``POSE_SHUTDOWN_GRACE_S``, then the engine closes its queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Iterator
+
+import uvicorn
+
+from service.api.grpc import GrpcServer
+from service.api.http import create_app
+from service.api.requests import PoseRequests
+from service.config import Settings
+from service.engine.engine import Engine
+
+logger = logging.getLogger("service")
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process handles signals for both transports."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _http_server(app: object, settings: Settings) -> _HttpServer:
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,  # the service writes its own access line (with request id and timing)
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
+        server_header=False,
+        lifespan="off",  # the engine's start and stop belong to serve(), not to the app
+    )
+    return _HttpServer(config)
+
+
+async def serve(settings: Settings) -> int:
+    """Run the service until SIGTERM/SIGINT; returns the process exit code (1: the models failed to load)."""
+    engine = Engine(settings)
+    requests = PoseRequests(engine, settings)
+    http = _http_server(create_app(requests), settings)
+    grpc = GrpcServer(requests, settings) if settings.grpc_port else None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    if grpc is not None:
+        await grpc.start()
+    http_task = asyncio.create_task(http.serve(), name="http")
+    logger.info("starting: HTTP on %s:%d, gRPC %s, models %s", settings.host, settings.http_port,
+                f"on {settings.host}:{grpc.port}" if grpc else "off", engine.model_names())  # fmt: skip
+    loading = asyncio.create_task(asyncio.to_thread(engine.start), name="load models")
+    stopping = asyncio.create_task(stop.wait(), name="signal")
+    done, _ = await asyncio.wait({loading, stopping, http_task}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if loading in done and loading.exception() is None:
+        if grpc is not None:
+            await grpc.set_serving(True)
+        logger.info("ready: every model is loaded and warmed up")
+        done, _ = await asyncio.wait({stopping, http_task}, return_when=asyncio.FIRST_COMPLETED)
+    elif loading in done:
+        logger.error("exiting: the models could not be loaded (%s)", loading.exception())
+        code = 1
+    if http_task in done and http_task.exception() is not None:
+        logger.error("the HTTP server failed: %s", http_task.exception())
+        code = 1
+    await _shutdown(settings, engine, http, http_task, grpc, loading)
+    stopping.cancel()
+    requests.close()
+    return code
+
+
+async def _shutdown(
+    settings: Settings,
+    engine: Engine,
+    http: _HttpServer,
+    http_task: asyncio.Task[None],
+    grpc: GrpcServer | None,
+    loading: asyncio.Task[None],
+) -> None:
+    """Stop taking calls, let in-flight ones finish within the grace period, then close the engine."""
+    grace = settings.shutdown_grace_s
+    end = time.monotonic() + grace
+    logger.info("shutting down: draining in-flight requests (grace %.1f s)", grace)
+    engine.begin_shutdown()  # /readyz 503 from here on
+    http.should_exit = True
+    drains = [http_task]
+    if grpc is not None:
+        drains.append(asyncio.create_task(grpc.stop(grace)))
+    await asyncio.wait(drains)
+    if not loading.done():
+        await asyncio.wait([loading])  # the loader thread cannot be interrupted: let it finish, then close
+    await asyncio.to_thread(engine.close, max(0.0, end - time.monotonic()))
+    logger.info("shutdown complete")
