@@ -8,13 +8,14 @@ MODELS ?= rtmpose-m rtmdet-nano
 
 BENCH_VENV := .bench-venv
 
-.PHONY: help install models run test lint format unit integration bench clean docs
+.PHONY: help install models run test lint format unit integration bench clean docs proto
 
 help:
 	@echo "make run     start the service (HTTP :8000, gRPC :50051) with the default models"
 	@echo "make test    lint + the whole test suite"
 	@echo "make models  install the default models (official weights if downloadable, else synthetic)"
-	@echo "make bench   benchmark raw ORT, the pipeline, HTTP and rtmlib; writes benchmarks/results/"
+	@echo "make bench   benchmark raw ORT, the pipeline, HTTP, gRPC and rtmlib; writes benchmarks/results/"
+	@echo "make docs    regenerate docs/openapi.json and the README tables;  make proto  the gRPC stubs"
 
 # (re)install only when pyproject.toml changed
 $(STAMP): pyproject.toml
@@ -62,6 +63,10 @@ bench: $(STAMP) $(BENCH_VENV)/.installed
 
 docs: $(STAMP)
 	$(PY) scripts/render_docs.py
+
+# Python stubs of proto/pose/v1/pose.proto (checked in; a test compares them with a fresh run)
+proto: $(STAMP)
+	$(PY) scripts/gen_proto.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""``python -m service.api``: print the OpenAPI document (``make openapi`` writes docs/openapi.json with it)."""
+"""``python -m service.api``: print the OpenAPI document (``make docs`` writes docs/openapi.json from it)."""
 
 from __future__ import annotations
 

@@ -117,8 +117,13 @@ class PoseRequests:
         return "loading and warming up models"
 
     def ensure_ready(self) -> None:
-        """Raises: NotReadyError while models load, after a failed load, and while shutting down."""
-        if not self.engine.state.ready:
+        """Raises: NotReadyError while models load and after a failed load.
+
+        While shutting down, calls the transports still let in (they stop taking new ones
+        first) are served; once the engine has closed the Pipeline refuses with
+        ShuttingDownError.
+        """
+        if not self.engine.state.loaded:
             raise NotReadyError(self.not_ready_reason())
 
     def deadline(self, timeout_s: float | None) -> float:

@@ -22,9 +22,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class EngineState:
-    ready: bool = False
-    closing: bool = False
+    loaded: bool = False  # every model loaded, warmed up and its Batcher running (until close)
+    closing: bool = False  # shutdown began: probes say not ready, admitted work goes on
     error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """What readiness probes report: loaded and not shutting down."""
+        return self.loaded and not self.closing
 
 
 class Engine:
@@ -72,7 +77,7 @@ class Engine:
                     seconds = served.warmup()
                     logger.info("%s warmed up at batch sizes %s in %.2f s", served.name, served.warmup_sizes(), seconds)
                 served.batcher.start()
-            self.state.ready = True
+            self.state.loaded = True
         except Exception as exc:
             self.state.error = f"{type(exc).__name__}: {exc}"
             raise
@@ -110,7 +115,6 @@ class Engine:
     def begin_shutdown(self) -> None:
         """Readiness turns false (for probes) while the transports drain; work already admitted goes on."""
         self.state.closing = True
-        self.state.ready = False
 
     def close(self, grace_s: float) -> None:
         """Stop taking requests; let accepted ones finish within ``grace_s``, then close every queue.

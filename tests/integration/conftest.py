@@ -38,7 +38,7 @@ def server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     running = start_server(
         repository, log, POSE_MODEL="pose-oracle", POSE_DETECTOR="detector-oracle",
         POSE_EXTRA_MODELS="wholebody-oracle,poisoned-oracle", POSE_MAX_BODY_BYTES=str(2 * 1024 * 1024),
-        POSE_MAX_IMAGE_PIXELS=str(20_000_000),
+        POSE_MAX_IMAGE_PIXELS=str(20_000_000), POSE_GRPC_MAX_MESSAGE_BYTES=str(2 * 1024 * 1024),
     )  # fmt: skip
     yield running
     running.stop()

@@ -27,6 +27,7 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    grpc_target: str | None = None  # "127.0.0.1:PORT" when gRPC is served
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
@@ -42,14 +43,21 @@ class Server:
         return self.process.returncode
 
 
-def start_server(repo: Path, log: Path, *, ready: bool = True, timeout: float = 60, **env: str) -> Server:
-    """Run ``python -m service`` over ``repo``; wait for /readyz (or only for /healthz when ``ready`` is False)."""
+def start_server(
+    repo: Path, log: Path, *, ready: bool = True, timeout: float = 60, grpc: bool = True, **env: str
+) -> Server:
+    """Run ``python -m service`` over ``repo``; wait for /readyz (or only for /healthz when ``ready`` is False).
+
+    Args:
+        grpc: serve gRPC too, on a free port (``Server.grpc_target``).
+    """
     port = free_port()
+    grpc_port = free_port() if grpc else 0
     environment = {
         **os.environ,
         "POSE_HOST": "127.0.0.1",
         "POSE_HTTP_PORT": str(port),
-        "POSE_GRPC_PORT": "0",
+        "POSE_GRPC_PORT": str(grpc_port),
         "POSE_MODEL_REPOSITORY": str(repo),
         "POSE_LOG_FORMAT": "json",
         "PYTHONUNBUFFERED": "1",
@@ -58,7 +66,8 @@ def start_server(repo: Path, log: Path, *, ready: bool = True, timeout: float = 
     handle = log.open("wb")
     process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=environment, stdout=handle,
                                stderr=subprocess.STDOUT)  # fmt: skip
-    server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
+    server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log,
+                    grpc_target=f"127.0.0.1:{grpc_port}" if grpc else None)  # fmt: skip
     path = "/readyz" if ready else "/healthz"
     end = time.monotonic() + timeout
     while time.monotonic() < end:

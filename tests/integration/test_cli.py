@@ -110,3 +110,25 @@ def _iou(a: list[float], b: list[float]) -> float:
     h = max(0.0, min(ay2, by2) - max(a[1], b[1]))
     inter = w * h
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def test_boxes_need_no_detector_installed(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    install_pose_oracle(repo, "pose")  # no detector in this repository at all
+    image = tmp_path / "scene.png"
+    image.write_bytes(png(scene()))
+    run = cli(repo, str(image), "--boxes", "[[40,60,160,400]]", POSE_MODEL="pose", POSE_DETECTOR="missing")
+    assert run.returncode == 0, run.stderr
+    assert np.abs(np.array(json.loads(run.stdout)[0]["people"][0]["keypoints"])[:, :2] - MARKER).max() <= 3.6
+    without = cli(repo, str(image), POSE_MODEL="pose", POSE_DETECTOR="missing")
+    assert without.returncode == 2
+    assert "model 'missing' is not installed" in without.stderr
+
+
+def test_options_are_checked_with_the_service_bounds(oracle_repo: Path, tmp_path: Path) -> None:
+    image = tmp_path / "scene.png"
+    image.write_bytes(png(scene()))
+    run = cli(oracle_repo, str(image), "--bbox-threshold", "1.5", POSE_MODEL="pose", POSE_DETECTOR="det")
+    assert run.returncode == 2
+    assert "bbox_threshold" in run.stderr
+    assert "less than or equal to 1" in run.stderr
