@@ -13,13 +13,12 @@ import argparse
 import asyncio
 import json
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from service.api import formats
-from service.api.options import PoseOptions, parse_options
+from service.api.options import PoseOptions, add_option_arguments, option_values, parse_options
 from service.api.requests import EncodedImage, PoseRequests
 from service.config import LogFormat, Settings
 from service.engine.engine import Engine
@@ -31,33 +30,18 @@ from service.models.repository import ModelNotInstalledError
 logger = logging.getLogger("service.cli")
 
 
-def _image_id(path: Path, index: int) -> int:
-    """COCO file names carry the id (000000000785.jpg -> 785); other files are numbered in order."""
-    digits = re.fullmatch(r"0*(\d+)", path.stem)
-    return int(digits.group(1)) if digits else index
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, WebP, BMP, TIFF)")
-    parser.add_argument("--model", help="pose model (default: POSE_MODEL)")
-    parser.add_argument("--detector", help="person detector (default: POSE_DETECTOR)")
-    parser.add_argument("--boxes", help="person boxes as JSON [[x1,y1,x2,y2],...]: skips the detector (one image)")
+    add_option_arguments(parser)
     parser.add_argument("--format", choices=["native", "coco"], default="native")
     parser.add_argument("--render", type=Path, help="write the image with skeletons drawn (a folder for several)")
-    parser.add_argument("--max-people", type=int)
-    parser.add_argument("--bbox-threshold", type=float)
-    parser.add_argument("--keypoint-threshold", type=float)
-    parser.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None)
     return parser
 
 
 async def run(args: argparse.Namespace, requests: PoseRequests) -> list[Any]:
-    values = {"model": args.model, "detector": args.detector, "boxes": args.boxes, "max_people": args.max_people,
-              "bbox_threshold": args.bbox_threshold, "keypoint_threshold": args.keypoint_threshold,
-              "flip_test": args.flip_test}  # fmt: skip
-    options: PoseOptions = parse_options(PoseOptions, {k: v for k, v in values.items() if v is not None})
+    options: PoseOptions = parse_options(PoseOptions, option_values(args))
     if options.boxes is not None and len(args.images) != 1:
         raise InvalidOptionsError("--boxes applies to one image")
     out: list[Any] = []
@@ -70,7 +54,7 @@ async def run(args: argparse.Namespace, requests: PoseRequests) -> list[Any]:
             target.write_bytes(formats.render_jpeg(done.image.bgr, done.result,
                                                    keypoint_threshold=done.keypoint_threshold))  # fmt: skip
         if args.format == "coco":
-            out.extend(formats.coco(done.result, image_id=_image_id(path, index)))
+            out.extend(formats.coco(done.result, image_id=formats.image_id_from_path(path, index)))
         else:
             out.append({"file": str(path), **formats.native(done.result, keypoint_threshold=done.keypoint_threshold)})
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -18,8 +20,14 @@ def _round(values: np.ndarray, digits: int = 2) -> list[Any]:
     return np.round(values.astype(np.float64), digits).tolist()
 
 
+def image_id_from_path(path: Path, index: int) -> int:
+    """COCO file names carry the id (000000000785.jpg -> 785); other files are numbered in order."""
+    digits = re.fullmatch(r"0*(\d+)", path.stem)
+    return int(digits.group(1)) if digits else index
+
+
 def native(
-    result: PoseResult, *, keypoint_threshold: float, visible: npt.NDArray[np.bool_] | None = None
+    result: PoseResult, *, keypoint_threshold: float | None = None, visible: npt.NDArray[np.bool_] | None = None
 ) -> dict[str, Any]:
     """The native response of DESIGN.md (keypoints in original image pixels).
 
@@ -28,6 +36,8 @@ def native(
         visible: (N, K) flags decided elsewhere (a gRPC answer's), instead of the threshold.
     """
     if visible is None:
+        if keypoint_threshold is None:
+            raise ValueError("native() needs keypoint_threshold or visible")
         visible = result.keypoints[..., 2] > keypoint_threshold
     people = []
     for i in range(len(result.boxes)):

@@ -6,7 +6,9 @@ HTTP extends it with its presentation options (``schemas.py``), gRPC fills it fr
 
 from __future__ import annotations
 
+import argparse
 import json
+import typing
 from typing import Annotated, Any
 
 import numpy as np
@@ -66,3 +68,21 @@ def parse_options(model: type[PoseOptions], values: dict[str, Any]) -> Any:
         return model.model_validate(values)
     except ValidationError as exc:
         raise InvalidOptionsError(validation_message(exc)) from None
+
+
+def add_option_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--boxes``, ``--max-people``, ... one flag per :class:`PoseOptions` field (the CLI, the client)."""
+    for name, field in PoseOptions.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        kind = next(t for t in typing.get_args(field.annotation) if t is not type(None))
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=field.description)
+        elif name == "boxes":
+            parser.add_argument(flag, help="person boxes as JSON [[x1,y1,x2,y2],...]: skips the detector")
+        else:
+            parser.add_argument(flag, type=kind, help=field.description)
+
+
+def option_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`PoseOptions` fields given on the command line (see :func:`add_option_arguments`)."""
+    return {name: getattr(args, name) for name in PoseOptions.model_fields if getattr(args, name) is not None}

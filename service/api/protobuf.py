@@ -14,7 +14,16 @@ from service.api.requests import EncodedImage, ImageInput, RawPixels
 from service.engine.results import PoseResult
 from service.errors import BadRequestError
 
-__all__ = ["estimate_response", "image_from", "models_response", "options_from", "people", "result_from", "pb"]
+__all__ = [
+    "estimate_response",
+    "image_from",
+    "models_response",
+    "options_from",
+    "options_message",
+    "people",
+    "pb",
+    "result_from",
+]
 
 F32 = npt.NDArray[np.float32]
 
@@ -38,6 +47,17 @@ def options_from(message: pb.Options) -> PoseOptions:
         if message.HasField(name):
             values[name] = getattr(message, name)
     return parse_options(PoseOptions, values)  # type: ignore[no-any-return]
+
+
+def options_message(options: PoseOptions) -> pb.Options:
+    """Validated options as an ``Options`` message (the inverse of :func:`options_from`)."""
+    message = pb.Options(model=options.model or "", detector=options.detector or "",
+                         max_people=options.max_people or 0)  # fmt: skip
+    message.boxes.extend(pb.Box(x1=x1, y1=y1, x2=x2, y2=y2) for x1, y1, x2, y2 in options.boxes or ())
+    for name in ("bbox_threshold", "keypoint_threshold", "flip_test"):
+        if getattr(options, name) is not None:
+            setattr(message, name, getattr(options, name))
+    return message
 
 
 def image_from(message: pb.Image) -> ImageInput:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import cv2
 import grpc
@@ -14,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from service.api._proto.pose.v1 import pose_pb2 as pb
 from service.api._proto.pose.v1 import pose_pb2_grpc
-from tests.integration.server import Server
+from tests.integration.server import ROOT, Server
 from tests.integration.test_http import MARKER, PERSON, PNG, SCENE, png, scene
 
 RAW = scene()  # BGR, 640x480
@@ -195,3 +198,38 @@ def test_health_and_reflection(channel: grpc.Channel) -> None:
         iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol="pose.v1.PoseService")])
     )
     assert answer.file_descriptor_response.file_descriptor_proto  # clients can build stubs from reflection
+
+
+def client(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "service.client", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+
+
+def test_the_client_prints_what_http_answers(server: Server, tmp_path: Path) -> None:
+    image = tmp_path / "000000000785.png"
+    image.write_bytes(png(scene((((40, 60, 160, 400), (100, 200)), ((300, 40, 420, 380), (350, 150))))))
+    http = httpx.post(server.url + "/v1/pose", content=image.read_bytes(), headers=PNG, timeout=30).json()
+    for extra in ([], ["--raw"]):
+        run = client("--target", server.grpc_target, "estimate", str(image), *extra)
+        assert run.returncode == 0, run.stderr
+        (line,) = run.stdout.splitlines()
+        answer = json.loads(line)
+        assert {k: v for k, v in answer.items() if k != "timing_ms"} == {
+            k: v for k, v in http.items() if k != "timing_ms"
+        }
+    coco = client("--target", server.grpc_target, "estimate", str(image), "--format", "coco", "--flip-test")
+    assert coco.returncode == 0, coco.stderr
+    http_coco = httpx.post(server.url + "/v1/pose", content=image.read_bytes(), headers=PNG, timeout=30,
+                           params={"format": "coco", "image_id": 785, "flip_test": True}).json()  # fmt: skip
+    assert json.loads(coco.stdout) == http_coco
+
+
+def test_the_client_reports_errors(server: Server, tmp_path: Path) -> None:
+    image = tmp_path / "scene.png"
+    image.write_bytes(png(scene()))
+    bad = client("--target", server.grpc_target, "estimate", str(image), "--model", "nope")
+    assert bad.returncode == 1
+    assert "INVALID_ARGUMENT unknown_model" in bad.stderr
+    out_of_range = client("--target", server.grpc_target, "estimate", str(image), "--bbox-threshold", "3")
+    assert out_of_range.returncode == 2
+    assert "bbox_threshold" in out_of_range.stderr

@@ -1,0 +1,1 @@
+"""``python -m service.client``: a gRPC client of the service (``pose.v1``), for scripts and for trying it out."""

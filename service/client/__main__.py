@@ -1,0 +1,59 @@
+"""``python -m service.client``: call the service over gRPC.
+
+Examples::
+
+    python -m service.client estimate people.jpg                     # JSON as POST /v1/pose answers
+    python -m service.client estimate a.jpg b.jpg --format coco       # COCO results entries
+    python -m service.client estimate frame.png --raw --target gpu-box:50051 --api-key s3cret
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import grpc
+
+from service.api.options import add_option_arguments
+from service.client import estimate
+from service.errors import PoseError
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m service.client", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--target", default="localhost:50051", help="host:port of the gRPC API")
+    parser.add_argument("--api-key", help="bearer token (when the service sets POSE_API_KEYS)")
+    parser.add_argument("--request-id", help="x-request-id to send (the service logs it)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="deadline per call, seconds")
+    commands = parser.add_subparsers(dest="command", required=True)
+    one = commands.add_parser("estimate", help="one Estimate call per image; prints what HTTP would answer")
+    one.add_argument("images", nargs="+", type=Path, help="image files")
+    one.add_argument("--raw", action="store_true", help="decode here and send raw BGR pixels (as a camera would)")
+    one.add_argument("--format", choices=["native", "coco"], default="native")
+    add_option_arguments(one)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+               ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]  # fmt: skip
+    try:
+        with grpc.insecure_channel(args.target, options=options) as channel:
+            estimate.run(args, channel)
+    except grpc.RpcError as exc:
+        code = dict(exc.trailing_metadata() or ()).get("pose-error-code", "")  # type: ignore[attr-defined]
+        print(f"error: {exc.code().name} {code}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
+    except (PoseError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
