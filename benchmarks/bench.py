@@ -1,4 +1,4 @@
-"""``make bench``: raw ONNX Runtime, the in-process pipeline, the HTTP service and rtmlib, in one run.
+"""``make bench``: raw ONNX Runtime, the in-process pipeline, the service over HTTP and gRPC, and rtmlib, in one run.
 
 Same models (synthetic RTMPose-m 256x192; the real RTMDet-nano from ../shared/assets
 when present, else a synthetic one) and the same images (real COCO val2017 photos
@@ -96,7 +96,10 @@ def rtmlib_rate(repo: ModelRepository, paths: list[Path], seconds: float, max_pe
                      notes)  # fmt: skip
 
 
-def http_rates(repo_root: Path, paths: list[Path], seconds: float, levels: list[int], max_people: int) -> list[Rate]:
+def service_rates(
+    repo_root: Path, paths: list[Path], seconds: float, http_levels: list[int], grpc_levels: list[int], max_people: int
+) -> tuple[list[Rate], list[Rate]]:
+    """``python -m service`` on loopback, loaded over HTTP, then over gRPC (one server, the same JPEGs)."""
     sys.path.insert(0, str(ROOT))
     from tests.integration.server import start_server
 
@@ -104,7 +107,10 @@ def http_rates(repo_root: Path, paths: list[Path], seconds: float, levels: list[
     server = start_server(repo_root, log, POSE_MODEL=POSE, POSE_DETECTOR=DETECTOR, POSE_LOG_LEVEL="WARNING")
     try:
         jpegs = [p.read_bytes() for p in paths]
-        return [load.http_rate(server.url, jpegs, c, seconds, max_people) for c in levels]
+        http = [load.http_rate(server.url, jpegs, c, seconds, max_people) for c in http_levels]
+        assert server.grpc_target is not None
+        grpc = [load.grpc_rate(server.grpc_target, jpegs, c, seconds, max_people) for c in grpc_levels]
+        return http, grpc
     finally:
         server.stop()
 
@@ -122,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-people", type=int, default=4)
     parser.add_argument("--pipeline-concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--http-concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--grpc-concurrency", type=int, nargs="+", default=[8])
+    parser.add_argument("--no-http", action="store_true", help="skip the service rows (HTTP and gRPC)")
     parser.add_argument("--no-rtmlib", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -155,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     people = float(pipeline[0].notes.split()[0])
     ceiling = 1.0 / (people / best_pose.items_per_s + 1.0 / det_raw.items_per_s)
 
-    # 3. rtmlib on the same files and images, 4. HTTP
+    # 3. rtmlib on the same files and images, 4. the service over HTTP and gRPC
     rtmlib = None if args.no_rtmlib else rtmlib_rate(repo, paths, args.seconds, args.max_people)
-    http = [] if args.no_http else http_rates(repo_root, paths, args.seconds, args.http_concurrency, args.max_people)
+    http, grpc = ([], []) if args.no_http else service_rates(repo_root, paths, args.seconds, args.http_concurrency,
+                                                             args.grpc_concurrency, args.max_people)  # fmt: skip
 
     best_pipeline = max(pipeline, key=lambda r: r.items_per_s)
     c1 = next((r for r in pipeline if r.name.endswith("concurrency 1")), None)
@@ -169,13 +177,14 @@ def main(argv: list[str] | None = None) -> int:
         ratios["pipeline_added_p50_ms_at_concurrency_1"] = c1.p50_ms - sequence.p50_ms
     if rtmlib:
         ratios["pipeline_over_rtmlib"] = best_pipeline.items_per_s / rtmlib.items_per_s
-    for rate in http:
-        level = rate.name.rsplit(" ", 1)[-1]
-        ratios[f"http_c{level}_over_ceiling"] = rate.items_per_s / ceiling
-        if rtmlib:
-            ratios[f"http_c{level}_over_rtmlib"] = rate.items_per_s / rtmlib.items_per_s
+    for protocol, rates in (("http", http), ("grpc", grpc)):
+        for rate in rates:
+            level = rate.name.rsplit(" ", 1)[-1]
+            ratios[f"{protocol}_c{level}_over_ceiling"] = rate.items_per_s / ceiling
+            if rtmlib:
+                ratios[f"{protocol}_c{level}_over_rtmlib"] = rate.items_per_s / rtmlib.items_per_s
 
-    rows = [*pose_raw, *gpu_raw, det_raw, sequence, *pipeline, *([rtmlib] if rtmlib else []), *http]
+    rows = [*pose_raw, *gpu_raw, det_raw, sequence, *pipeline, *([rtmlib] if rtmlib else []), *http, *grpc]
     print(f"\nmodels: synthetic {POSE} 192x256 + {detector_kind}; images: {image_source}, {len(paths)} used, "
           f"max_people {args.max_people}; {threads} CPUs; onnxruntime {ort.__version__}\n")  # fmt: skip
     print(table(rows))

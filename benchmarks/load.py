@@ -70,3 +70,28 @@ def http_rate(url: str, jpegs: list[bytes], concurrency: int, seconds: float, ma
     latencies, wall, people = asyncio.run(run())
     notes = f"{people / max(1, len(latencies)):.2f} people/image, JPEG decode included"
     return summarize(f"HTTP /v1/pose, concurrency {concurrency}", latencies, wall, len(latencies), "images/s", notes)
+
+
+def grpc_rate(target: str, jpegs: list[bytes], concurrency: int, seconds: float, max_people: int) -> Rate:
+    """``Estimate`` over one grpc.aio channel (HTTP/2 multiplexes the concurrent calls), JPEG bytes as sent."""
+    import grpc
+
+    from service.api._proto.pose.v1 import pose_pb2 as pb
+    from service.api._proto.pose.v1 import pose_pb2_grpc
+
+    async def run() -> tuple[list[float], float, int]:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = pose_pb2_grpc.PoseServiceStub(channel)
+            options = pb.Options(max_people=max_people)
+
+            async def call(data: bytes) -> int:
+                response = await stub.Estimate(pb.EstimateRequest(image=pb.Image(encoded=data), options=options),
+                                               timeout=120)  # fmt: skip
+                return len(response.people)
+
+            await _drive(call, jpegs, concurrency, min(2.0, seconds))
+            return await _drive(call, jpegs, concurrency, seconds)
+
+    latencies, wall, people = asyncio.run(run())
+    notes = f"{people / max(1, len(latencies)):.2f} people/image, JPEG decode included"
+    return summarize(f"gRPC Estimate, concurrency {concurrency}", latencies, wall, len(latencies), "images/s", notes)
