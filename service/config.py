@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         0.3, ge=0.0, description="Default score under which a keypoint is reported as not visible."
     )
 
+    # camera streams (gRPC Stream)
+    max_streams: int = Field(64, ge=1, le=10_000, description="Most open streams (RESOURCE_EXHAUSTED beyond).")
+    stream_idle_timeout_s: float = Field(
+        30.0, gt=0, le=86_400, description="A stream that sends no frame for this long is closed and its state freed."
+    )
+
     # operations
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Bearer tokens (comma-separated); empty turns auth off."

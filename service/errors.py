@@ -97,3 +97,19 @@ class InferenceError(PoseError):
     http_status = HTTPStatus.INTERNAL_SERVER_ERROR
     grpc_code = StatusCode.INTERNAL
     code = "inference_failed"
+
+
+class TooManyStreamsError(PoseError):
+    """Every stream slot (POSE_MAX_STREAMS) is taken."""
+
+    http_status = HTTPStatus.TOO_MANY_REQUESTS
+    grpc_code = StatusCode.RESOURCE_EXHAUSTED
+    code = "too_many_streams"
+
+
+class StreamIdleError(PoseError):
+    """A stream sent no frame for POSE_STREAM_IDLE_TIMEOUT_S: its state is freed."""
+
+    http_status = HTTPStatus.REQUEST_TIMEOUT
+    grpc_code = StatusCode.DEADLINE_EXCEEDED
+    code = "stream_idle"

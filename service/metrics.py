@@ -49,8 +49,20 @@ MODEL_INFO = Gauge(
     "1 per served model; labels say its version, weights (official|synthetic|custom), provider and device fallback.",
     ["model", "version", "weights", "provider", "fallback"],
 )
+# one stream frame, arrival to answer: 5 ms (tiny frame, idle) .. 10 s (deep overload)
+FRAME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
 STREAM_ACTIVE = Gauge("pose_stream_active", "Open camera streams (gRPC Stream).")
+STREAM_FRAMES_RECEIVED = Counter("pose_stream_frames_received_total", "Stream frames received.")
+STREAM_FRAMES_ANSWERED = Counter(
+    "pose_stream_frames_answered_total", "Stream frames answered with a result or an error.", ["outcome"]
+)
 STREAM_FRAMES_DROPPED = Counter("pose_stream_frames_dropped_total", "Stream frames dropped under backpressure.")
+STREAM_FRAMES_DETECTED = Counter("pose_stream_frames_detected_total", "Stream frames on which the detector ran.")
+STREAM_FRAME_LATENCY = Histogram(
+    "pose_stream_frame_latency_seconds", "Stream frame latency, arrival to answer.", buckets=FRAME_BUCKETS
+)
+STREAM_TRACKS_CREATED = Counter("pose_stream_tracks_created_total", "Person tracks started in streams.")
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -26,8 +26,9 @@ from service.api._proto.pose.v1 import pose_pb2 as pb
 from service.api._proto.pose.v1 import pose_pb2_grpc
 from service.api.observe import record_request, request_id_from
 from service.api.requests import MAX_TIMEOUT_S, PoseRequests
+from service.api.streams import StreamRegistry, StreamSession
 from service.config import Settings
-from service.errors import DeadlineExceededError, PoseError
+from service.errors import BadRequestError, DeadlineExceededError, PoseError, ShuttingDownError
 from service.logs import request_id
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
 
     def __init__(self, requests: PoseRequests) -> None:
         self.requests = requests
+        self.streams = StreamRegistry(requests)
+        self._sessions: set[StreamSession] = set()
+        self._draining = False
         self._active = 0
         self._idle = asyncio.Condition()
 
@@ -122,6 +126,38 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
 
         return await self.serve(context, "Estimate", estimate)
 
+    async def Stream(  # noqa: N802 (the proto's name)
+        self, requests: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
+    ) -> None:
+        """A camera stream: a StreamConfig, then Frames; answers in frame order as they are ready."""
+
+        async def stream(call: Call) -> None:
+            self.requests.ensure_ready()
+            first = await anext(aiter(requests), None)
+            if first is None or first.WhichOneof("msg") != "config":
+                raise BadRequestError("the first message of a stream must carry its config (StreamRequest.config)")
+            params = protobuf.stream_params_from(first.config)
+            deadline = None if context.time_remaining() is None else call.deadline(self.requests)
+            async with self.streams.session(params, deadline=deadline) as session:
+                self._sessions.add(session)
+                reader = asyncio.create_task(_read_frames(requests, session))
+                try:
+                    async for out in session.results():
+                        await context.write(protobuf.stream_response(out))
+                finally:
+                    reader.cancel()
+                    self._sessions.discard(session)
+            if self._draining:
+                raise ShuttingDownError("the service is shutting down: reconnect to another instance")
+
+        await self.serve(context, "Stream", stream)
+
+    def drain_streams(self) -> None:
+        """Shutdown: every stream stops taking frames, answers what it took, then ends (UNAVAILABLE)."""
+        self._draining = True
+        for session in list(self._sessions):
+            session.close_input()
+
     async def ListModels(  # noqa: N802 (the proto's name)
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
@@ -129,6 +165,19 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
             return protobuf.models_response(self.requests.engine.describe())
 
         return await self.serve(context, "ListModels", list_models)
+
+
+async def _read_frames(requests: AsyncIterator[pb.StreamRequest], session: StreamSession) -> None:
+    """Read frames as fast as they come (so gRPC flow control never stalls the client); the session drops."""
+    try:
+        async for message in requests:
+            if message.WhichOneof("msg") != "frame":
+                session.fail(BadRequestError("only the first message of a stream may carry a config"))
+                return
+            session.offer(protobuf.frame_from(message.frame))
+    except grpc.aio.AioRpcError:
+        return  # the client went away: the handler is cancelled too
+    session.close_input()
 
 
 def _address(host: str, port: int) -> str:
@@ -169,6 +218,7 @@ class GrpcServer:
         """Health NOT_SERVING, no new calls; pose calls finish within ``grace_s``; then the rest is cut."""
         await self._health.enter_graceful_shutdown()
         stopping = asyncio.create_task(self._server.stop(grace_s))
+        self.servicer.drain_streams()
         if not await self.servicer.wait_idle(grace_s):
             logger.warning("shutdown: gRPC calls still running after the %.1f s grace period", grace_s)
         # what is left (health watchers, reflection streams) would hold the server to the end of the grace period

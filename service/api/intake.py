@@ -59,7 +59,7 @@ def merge_options(query: PoseQuery, body: dict[str, Any], *, accept: str = "") -
     merged = {**query.model_dump(exclude_unset=True), **body}
     if "image/jpeg" in accept and "application/json" not in accept:
         merged["render"] = True
-    return parse_options(HttpPoseOptions, merged)  # type: ignore[no-any-return]
+    return parse_options(HttpPoseOptions, merged)
 
 
 def timeout_header(request: Request) -> float | None:

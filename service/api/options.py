@@ -58,8 +58,11 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
 
 
-def parse_options(model: type[PoseOptions], values: dict[str, Any]) -> Any:
-    """Validate ``values`` into ``model`` (PoseOptions or a transport's extension of it).
+M = typing.TypeVar("M", bound=BaseModel)
+
+
+def parse_options(model: type[M], values: dict[str, Any]) -> M:
+    """Validate ``values`` into ``model`` (PoseOptions, a transport's extension of it, StreamParams).
 
     Raises:
         InvalidOptionsError: a value out of range, of the wrong type, or an unknown option.

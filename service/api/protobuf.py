@@ -11,8 +11,9 @@ import numpy.typing as npt
 from service.api._proto.pose.v1 import pose_pb2 as pb
 from service.api.options import PoseOptions, parse_options
 from service.api.requests import EncodedImage, ImageInput, RawPixels
+from service.api.streams import FrameIn, FrameOut, StreamParams
 from service.engine.results import PoseResult
-from service.errors import BadRequestError
+from service.errors import BadRequestError, PoseError
 
 __all__ = [
     "estimate_response",
@@ -46,7 +47,7 @@ def options_from(message: pb.Options) -> PoseOptions:
     for name in ("bbox_threshold", "keypoint_threshold", "flip_test"):
         if message.HasField(name):
             values[name] = getattr(message, name)
-    return parse_options(PoseOptions, values)  # type: ignore[no-any-return]
+    return parse_options(PoseOptions, values)
 
 
 def options_message(options: PoseOptions) -> pb.Options:
@@ -148,3 +149,46 @@ def models_response(described: list[dict[str, Any]]) -> pb.ListModelsResponse:
             )
         )  # fmt: skip
     return pb.ListModelsResponse(models=models)
+
+
+def stream_params_from(config: pb.StreamConfig) -> StreamParams:
+    """The first ``StreamRequest``'s config, validated (zero and unset fields take the defaults).
+
+    Raises:
+        InvalidOptionsError: a value out of range.
+    """
+    values: dict[str, Any] = {"options": options_from(config.options), "smooth": config.smooth}
+    if config.det_interval:
+        values["det_interval"] = config.det_interval
+    if config.max_in_flight:
+        values["max_in_flight"] = config.max_in_flight
+    if config.HasField("max_buffered"):
+        values["max_buffered"] = config.max_buffered
+    for message, prefix in ((config.tracker, ""), (config.smoothing, "smooth_")):
+        for descriptor in message.DESCRIPTOR.fields:
+            if message.HasField(descriptor.name):
+                values[prefix + descriptor.name] = getattr(message, descriptor.name)
+    return parse_options(StreamParams, values)
+
+
+def frame_from(message: pb.Frame) -> FrameIn:
+    """A ``Frame`` as the stream's input; a frame without an image carries its error (answered in-band)."""
+    try:
+        image: ImageInput | PoseError = image_from(message.image)
+    except PoseError as error:
+        image = error
+    return FrameIn(frame_id=message.frame_id, timestamp=message.timestamp, image=image)
+
+
+def stream_response(out: FrameOut) -> pb.StreamResponse:
+    response = pb.StreamResponse(frame_id=out.frame_id, dropped_frame_ids=out.dropped, detected=out.detected,
+                                 drops_only=out.drops_only)  # fmt: skip
+    if out.error is not None:
+        response.error.CopyFrom(pb.Error(code=out.error.code, message=out.error.message))
+    if out.result is not None:
+        result = out.result
+        response.width, response.height = result.width, result.height
+        response.model.CopyFrom(model_info(result))
+        response.people.extend(people(result, out.keypoint_threshold, out.track_ids))
+        response.timing_ms.update(result.timing_ms)
+    return response

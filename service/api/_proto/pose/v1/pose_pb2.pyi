@@ -202,16 +202,52 @@ class StreamRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., frame: _Optional[_Union[Frame, _Mapping]] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
-    __slots__ = ("options", "det_interval", "max_in_flight", "smooth")
+    __slots__ = ("options", "det_interval", "max_in_flight", "smooth", "max_buffered", "tracker", "smoothing")
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     DET_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     SMOOTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_BUFFERED_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_FIELD_NUMBER: _ClassVar[int]
+    SMOOTHING_FIELD_NUMBER: _ClassVar[int]
     options: Options
     det_interval: int
     max_in_flight: int
     smooth: bool
-    def __init__(self, options: _Optional[_Union[Options, _Mapping]] = ..., det_interval: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., smooth: _Optional[bool] = ...) -> None: ...
+    max_buffered: int
+    tracker: TrackerConfig
+    smoothing: SmoothingConfig
+    def __init__(self, options: _Optional[_Union[Options, _Mapping]] = ..., det_interval: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., smooth: _Optional[bool] = ..., max_buffered: _Optional[int] = ..., tracker: _Optional[_Union[TrackerConfig, _Mapping]] = ..., smoothing: _Optional[_Union[SmoothingConfig, _Mapping]] = ...) -> None: ...
+
+class TrackerConfig(_message.Message):
+    __slots__ = ("det_nms_thr", "pose_kpt_thr", "pose_min_keypoints", "pose_bbox_scale", "pose_nms_thr", "track_oks_thr", "track_iou_thr", "track_max_missing")
+    DET_NMS_THR_FIELD_NUMBER: _ClassVar[int]
+    POSE_KPT_THR_FIELD_NUMBER: _ClassVar[int]
+    POSE_MIN_KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
+    POSE_BBOX_SCALE_FIELD_NUMBER: _ClassVar[int]
+    POSE_NMS_THR_FIELD_NUMBER: _ClassVar[int]
+    TRACK_OKS_THR_FIELD_NUMBER: _ClassVar[int]
+    TRACK_IOU_THR_FIELD_NUMBER: _ClassVar[int]
+    TRACK_MAX_MISSING_FIELD_NUMBER: _ClassVar[int]
+    det_nms_thr: float
+    pose_kpt_thr: float
+    pose_min_keypoints: int
+    pose_bbox_scale: float
+    pose_nms_thr: float
+    track_oks_thr: float
+    track_iou_thr: float
+    track_max_missing: int
+    def __init__(self, det_nms_thr: _Optional[float] = ..., pose_kpt_thr: _Optional[float] = ..., pose_min_keypoints: _Optional[int] = ..., pose_bbox_scale: _Optional[float] = ..., pose_nms_thr: _Optional[float] = ..., track_oks_thr: _Optional[float] = ..., track_iou_thr: _Optional[float] = ..., track_max_missing: _Optional[int] = ...) -> None: ...
+
+class SmoothingConfig(_message.Message):
+    __slots__ = ("min_cutoff_hz", "beta", "d_cutoff_hz")
+    MIN_CUTOFF_HZ_FIELD_NUMBER: _ClassVar[int]
+    BETA_FIELD_NUMBER: _ClassVar[int]
+    D_CUTOFF_HZ_FIELD_NUMBER: _ClassVar[int]
+    min_cutoff_hz: float
+    beta: float
+    d_cutoff_hz: float
+    def __init__(self, min_cutoff_hz: _Optional[float] = ..., beta: _Optional[float] = ..., d_cutoff_hz: _Optional[float] = ...) -> None: ...
 
 class Frame(_message.Message):
     __slots__ = ("frame_id", "timestamp", "image")
@@ -232,7 +268,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class StreamResponse(_message.Message):
-    __slots__ = ("frame_id", "people", "dropped_frame_ids", "detected", "error", "width", "height", "model", "timing_ms")
+    __slots__ = ("frame_id", "people", "dropped_frame_ids", "detected", "error", "width", "height", "model", "timing_ms", "drops_only")
     class TimingMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -249,6 +285,7 @@ class StreamResponse(_message.Message):
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TIMING_MS_FIELD_NUMBER: _ClassVar[int]
+    DROPS_ONLY_FIELD_NUMBER: _ClassVar[int]
     frame_id: int
     people: _containers.RepeatedCompositeFieldContainer[Person]
     dropped_frame_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -258,4 +295,5 @@ class StreamResponse(_message.Message):
     height: int
     model: ModelInfo
     timing_ms: _containers.ScalarMap[str, float]
-    def __init__(self, frame_id: _Optional[int] = ..., people: _Optional[_Iterable[_Union[Person, _Mapping]]] = ..., dropped_frame_ids: _Optional[_Iterable[int]] = ..., detected: _Optional[bool] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., timing_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    drops_only: bool
+    def __init__(self, frame_id: _Optional[int] = ..., people: _Optional[_Iterable[_Union[Person, _Mapping]]] = ..., dropped_frame_ids: _Optional[_Iterable[int]] = ..., detected: _Optional[bool] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., timing_ms: _Optional[_Mapping[str, float]] = ..., drops_only: _Optional[bool] = ...) -> None: ...

@@ -1,0 +1,58 @@
+"""One-Euro filter (Casiez, Roussel, Vogel, CHI 2012) on arrays, driven by timestamps in seconds.
+
+Each element of the array is filtered on its own: the cutoff frequency rises with the
+element's speed, so a still keypoint is smoothed hard (no jitter) and a fast one
+follows with little lag.
+
+    cutoff = min_cutoff_hz + beta * |speed|      (speed in units per second)
+    alpha  = 1 / (1 + 1 / (2 pi cutoff dt))
+
+Units: ``min_cutoff_hz`` and ``d_cutoff_hz`` in hertz, ``beta`` in 1 / unit (per pixel
+here), ``dt`` from the frame timestamps, so the same settings work at any frame rate
+(MMDeploy's filter takes its beta per frame instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class OneEuroParams:
+    min_cutoff_hz: float = 1.0  # the cutoff of a still point: lower = smoother, more lag when it starts to move
+    beta: float = 0.05  # per pixel: how fast the cutoff rises with speed (higher = less lag on fast moves)
+    d_cutoff_hz: float = 1.0  # the cutoff of the speed estimate itself
+
+
+def _alpha(cutoff_hz: F32 | float, dt: float) -> F32:
+    tau = 1.0 / (2.0 * np.pi * np.asarray(cutoff_hz, np.float32))
+    return (1.0 / (1.0 + tau / dt)).astype(np.float32)
+
+
+class OneEuroFilter:
+    """Filters a stream of same-shaped arrays; the first value passes through unchanged."""
+
+    def __init__(self, params: OneEuroParams) -> None:
+        self.params = params
+        self._value: F32 | None = None
+        self._speed: F32 | None = None
+        self._time = 0.0
+
+    def __call__(self, value: F32, timestamp: float) -> F32:
+        """The filtered ``value`` at ``timestamp`` (seconds; a non-increasing one passes ``value`` through)."""
+        value = np.asarray(value, np.float32)
+        if self._value is None or self._speed is None or self._value.shape != value.shape or timestamp <= self._time:
+            self._value, self._speed, self._time = value.copy(), np.zeros_like(value), timestamp
+            return value
+        dt = timestamp - self._time
+        speed = (value - self._value) / dt
+        self._speed = self._speed + _alpha(self.params.d_cutoff_hz, dt) * (speed - self._speed)
+        cutoff = self.params.min_cutoff_hz + self.params.beta * np.abs(self._speed)
+        self._value = self._value + _alpha(cutoff, dt) * (value - self._value)
+        self._time = timestamp
+        return self._value.copy()
