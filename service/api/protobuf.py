@@ -104,8 +104,8 @@ def estimate_response(result: PoseResult, keypoint_threshold: float) -> pb.Estim
                                people=people(result, keypoint_threshold), timing_ms=result.timing_ms)  # fmt: skip
 
 
-def result_from(response: pb.EstimateResponse) -> tuple[PoseResult, npt.NDArray[np.bool_]]:
-    """An ``EstimateResponse`` back as a PoseResult, and the server's ``visible`` flags (N, K)."""
+def result_from(response: pb.EstimateResponse | pb.StreamResponse) -> tuple[PoseResult, npt.NDArray[np.bool_]]:
+    """An ``EstimateResponse`` (or a stream's frame answer) as a PoseResult, and the server's ``visible`` (N, K)."""
     n = len(response.people)
     k = max((len(p.keypoints) for p in response.people), default=0)
     keypoints = np.array([[(kp.x, kp.y, kp.score) for kp in p.keypoints] for p in response.people], np.float32)

@@ -5,6 +5,9 @@ Examples::
     python -m service.client estimate people.jpg                     # JSON as POST /v1/pose answers
     python -m service.client estimate a.jpg b.jpg --format coco       # COCO results entries
     python -m service.client estimate frame.png --raw --target gpu-box:50051 --api-key s3cret
+    python -m service.client stream 0                                 # camera 0; JSON lines per frame
+    python -m service.client stream clip.mp4 --det-interval 5 --smooth --render tracked.mp4
+    python -m service.client stream frames/ --fps 15                  # a folder of images at 15 fps
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 import grpc
 
 from service.api.options import add_option_arguments
-from service.client import estimate
+from service.client import estimate, stream
 from service.errors import PoseError
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -35,6 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--raw", action="store_true", help="decode here and send raw BGR pixels (as a camera would)")
     one.add_argument("--format", choices=["native", "coco"], default="native")
     add_option_arguments(one)
+    video = commands.add_parser("stream", help="a camera, video or image folder through one Stream call")
+    video.add_argument("source", help="camera index (0), video file, or folder of images")
+    video.add_argument("--fps", type=float, help="send rate (default: the video's, 30 for a folder)")
+    video.add_argument("--det-interval", type=int, default=1, help="run the detector every N frames")
+    video.add_argument("--max-in-flight", type=int, default=0, help="frames processed at once (0: the service's 2)")
+    video.add_argument("--max-buffered", type=int, help="frames waiting beyond those (the service's default: 2)")
+    video.add_argument("--smooth", action="store_true", help="One-Euro smoothing of keypoints and boxes")
+    video.add_argument("--raw", action="store_true", help="send raw BGR pixels instead of JPEG")
+    video.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+    video.add_argument("--render", type=Path, help="write an MP4 with boxes, skeletons and track ids")
+    add_option_arguments(video)
     return parser
 
 
@@ -44,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]  # fmt: skip
     try:
         with grpc.insecure_channel(args.target, options=options) as channel:
-            estimate.run(args, channel)
+            (stream if args.command == "stream" else estimate).run(args, channel)
     except grpc.RpcError as exc:
         code = dict(exc.trailing_metadata() or ()).get("pose-error-code", "")  # type: ignore[attr-defined]
         print(f"error: {exc.code().name} {code}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]

@@ -6,6 +6,8 @@ Legend:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -24,6 +26,7 @@ def draw_people(
     keypoint_set: KeypointSet,
     keypoint_threshold: float,
     bbox_scores: ArrayLike | None = None,
+    labels: Sequence[str] | None = None,
 ) -> NDArray[np.uint8]:
     """Draw boxes, then skeleton links, then keypoints, on a copy of the image.
 
@@ -37,6 +40,7 @@ def draw_people(
         keypoint_set: The set the keypoints follow (skeleton and RGB colours).
         keypoint_threshold: Draw keypoints scoring above this.
         bbox_scores: Optional (N,) box scores, written above each box.
+        labels: Optional (N,) texts written above each box instead (e.g. track ids).
 
     Returns:
         (H, W, 3) uint8 new image.
@@ -53,7 +57,8 @@ def draw_people(
     link_colors = [tuple(reversed(c)) for c in keypoint_set.link_colors_rgb]
 
     # boxes and their scores
-    labels = None if bbox_scores is None else [f"{s:.2f}" for s in np.asarray(bbox_scores, float).reshape(-1)]
+    if labels is None and bbox_scores is not None:
+        labels = [f"{s:.2f}" for s in np.asarray(bbox_scores, float).reshape(-1)]
     for i, (x1, y1, x2, y2) in enumerate(np.clip(np.nan_to_num(boxes), -limit, limit)):
         top_left = (round(x1), round(y1))
         cv2.rectangle(canvas, top_left, (round(x2), round(y2)), BOX_COLOR_BGR, thickness, cv2.LINE_AA)

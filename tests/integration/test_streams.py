@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
+import cv2
 import grpc
 import httpx
 import numpy as np
@@ -14,7 +19,7 @@ import pytest
 
 from service.api._proto.pose.v1 import pose_pb2 as pb
 from service.api._proto.pose.v1 import pose_pb2_grpc
-from tests.integration.server import Server, start_server
+from tests.integration.server import ROOT, Server, start_server
 from tests.integration.test_http import png
 from tests.oracles import BANDS, POSE_FIELDS, install_detector_oracle, install_model, slow_pose_oracle
 from tests.streams import HEAD_CHANNELS, frame, install_tracking_pose, markers, walk
@@ -247,3 +252,29 @@ def test_too_many_streams_is_resource_exhausted(stub, server: Server) -> None:
     for event, call in zip(releases, calls, strict=True):
         event.set()
         call.cancel()
+
+
+def test_the_stream_client_on_a_folder_and_a_video(server: Server, tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    path = walk((40, 60, 160, 360), (3.0, 0.0), 20)
+    for i, box in enumerate(path):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), frame([box]))
+    out = tmp_path / "tracked.mp4"
+    run = subprocess.run([sys.executable, "-m", "service.client", "--target", server.grpc_target, "stream",
+                          str(folder), "--fps", "20", "--max-buffered", "20", "--render", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    answered = [line for line in lines if "frame_id" in line]
+    assert [line["frame_id"] for line in answered] == list(range(20))
+    assert {p["track_id"] for line in answered for p in line["people"]} == {1}
+    video = cv2.VideoCapture(str(out))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
+    # the video we just wrote, as a source
+    run = subprocess.run([sys.executable, "-m", "service.client", "--target", server.grpc_target, "stream", str(out),
+                          "--max-frames", "10", "--det-interval", "5"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["detected"] for line in lines if "frame_id" in line][:6] == [True, False, False, False, False, True]
