@@ -97,9 +97,16 @@ def rtmlib_rate(repo: ModelRepository, paths: list[Path], seconds: float, max_pe
 
 
 def service_rates(
-    repo_root: Path, paths: list[Path], seconds: float, http_levels: list[int], grpc_levels: list[int], max_people: int
-) -> tuple[list[Rate], list[Rate]]:
-    """``python -m service`` on loopback, loaded over HTTP, then over gRPC (one server, the same JPEGs)."""
+    repo_root: Path,
+    paths: list[Path],
+    seconds: float,
+    http_levels: list[int],
+    grpc_levels: list[int],
+    max_people: int,
+    stream_levels: list[int],
+    det_intervals: list[int],
+) -> tuple[list[Rate], list[Rate], list[Rate]]:
+    """``python -m service`` on loopback, loaded over HTTP, gRPC unary, then gRPC streams (one server, same JPEGs)."""
     sys.path.insert(0, str(ROOT))
     from tests.integration.server import start_server
 
@@ -110,7 +117,9 @@ def service_rates(
         http = [load.http_rate(server.url, jpegs, c, seconds, max_people) for c in http_levels]
         assert server.grpc_target is not None
         grpc = [load.grpc_rate(server.grpc_target, jpegs, c, seconds, max_people) for c in grpc_levels]
-        return http, grpc
+        streams = [load.stream_rate(server.grpc_target, jpegs, n, interval, seconds, max_people)
+                   for interval in det_intervals for n in stream_levels]  # fmt: skip
+        return http, grpc, streams
     finally:
         server.stop()
 
@@ -129,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline-concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--http-concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--grpc-concurrency", type=int, nargs="+", default=[8])
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 8], help="concurrent Stream calls")
+    parser.add_argument("--det-intervals", type=int, nargs="+", default=[1, 5], help="stream det_interval values")
     parser.add_argument("--no-http", action="store_true", help="skip the service rows (HTTP and gRPC)")
     parser.add_argument("--no-rtmlib", action="store_true")
     args = parser.parse_args(argv)
@@ -164,8 +175,20 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. rtmlib on the same files and images, 4. the service over HTTP and gRPC
     rtmlib = None if args.no_rtmlib else rtmlib_rate(repo, paths, args.seconds, args.max_people)
-    http, grpc = ([], []) if args.no_http else service_rates(repo_root, paths, args.seconds, args.http_concurrency,
-                                                             args.grpc_concurrency, args.max_people)  # fmt: skip
+    http, grpc, streams = (
+        ([], [], [])
+        if args.no_http
+        else service_rates(
+            repo_root,
+            paths,
+            args.seconds,
+            args.http_concurrency,
+            args.grpc_concurrency,
+            args.max_people,
+            args.streams,
+            args.det_intervals,
+        )
+    )
 
     best_pipeline = max(pipeline, key=lambda r: r.items_per_s)
     c1 = next((r for r in pipeline if r.name.endswith("concurrency 1")), None)
@@ -184,7 +207,13 @@ def main(argv: list[str] | None = None) -> int:
             if rtmlib:
                 ratios[f"{protocol}_c{level}_over_rtmlib"] = rate.items_per_s / rtmlib.items_per_s
 
-    rows = [*pose_raw, *gpu_raw, det_raw, sequence, *pipeline, *([rtmlib] if rtmlib else []), *http, *grpc]
+    unary_c8 = next((r for r in grpc if r.name.endswith("concurrency 8")), None)
+    for rate in streams:
+        if unary_c8 and rate.name.startswith("gRPC Stream x8,"):
+            interval = rate.name.rsplit(" ", 1)[-1]
+            ratios[f"stream_x8_det{interval}_over_grpc_c8"] = rate.items_per_s / unary_c8.items_per_s
+
+    rows = [*pose_raw, *gpu_raw, det_raw, sequence, *pipeline, *([rtmlib] if rtmlib else []), *http, *grpc, *streams]
     print(f"\nmodels: synthetic {POSE} 192x256 + {detector_kind}; images: {image_source}, {len(paths)} used, "
           f"max_people {args.max_people}; {threads} CPUs; onnxruntime {ort.__version__}\n")  # fmt: skip
     print(table(rows))

@@ -95,3 +95,62 @@ def grpc_rate(target: str, jpegs: list[bytes], concurrency: int, seconds: float,
     latencies, wall, people = asyncio.run(run())
     notes = f"{people / max(1, len(latencies)):.2f} people/image, JPEG decode included"
     return summarize(f"gRPC Estimate, concurrency {concurrency}", latencies, wall, len(latencies), "images/s", notes)
+
+
+def stream_rate(
+    target: str, jpegs: list[bytes], streams: int, det_interval: int, seconds: float, max_people: int, window: int = 2
+) -> Rate:
+    """``streams`` concurrent ``Stream`` calls, each keeping ``window`` frames unanswered (a client as fast as the
+    service, so nothing is dropped); rate = answered frames per second over all streams, latency per frame."""
+    import grpc
+
+    from service.api._proto.pose.v1 import pose_pb2 as pb
+    from service.api._proto.pose.v1 import pose_pb2_grpc
+
+    config = pb.StreamConfig(options=pb.Options(max_people=max_people), det_interval=det_interval,
+                             max_in_flight=window, max_buffered=window)  # fmt: skip
+
+    async def one(stub: pose_pb2_grpc.PoseServiceStub, offset: int, stop: float, out: list[float]) -> tuple[int, int]:
+        call = stub.Stream()
+        await call.write(pb.StreamRequest(config=config))
+        sent: dict[int, float] = {}
+        frame_id, people, dropped = 0, 0, 0
+
+        async def send() -> None:
+            nonlocal frame_id
+            data = jpegs[(offset + frame_id) % len(jpegs)]
+            sent[frame_id] = time.perf_counter()
+            await call.write(pb.StreamRequest(frame=pb.Frame(frame_id=frame_id, image=pb.Image(encoded=data))))
+            frame_id += 1
+
+        for _ in range(window):
+            await send()
+        while sent:
+            answer = await call.read()
+            if answer is grpc.aio.EOF:
+                break
+            dropped += len(answer.dropped_frame_ids)
+            for lost in answer.dropped_frame_ids:
+                sent.pop(lost, None)
+            if answer.drops_only:
+                continue
+            out.append(time.perf_counter() - sent.pop(answer.frame_id))
+            people += len(answer.people)
+            if time.perf_counter() < stop:
+                await send()
+        await call.done_writing()
+        return people, dropped
+
+    async def run(duration: float) -> tuple[list[float], float, int, int]:
+        latencies: list[float] = []
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = pose_pb2_grpc.PoseServiceStub(channel)
+            start = time.perf_counter()
+            counts = await asyncio.gather(*(one(stub, k, start + duration, latencies) for k in range(streams)))
+            return latencies, time.perf_counter() - start, sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+    asyncio.run(run(min(2.0, seconds)))  # warm up
+    latencies, wall, people, dropped = asyncio.run(run(seconds))
+    notes = f"{people / max(1, len(latencies)):.2f} people/frame, {dropped} dropped, JPEG decode included"
+    return summarize(f"gRPC Stream x{streams}, det_interval {det_interval}", latencies, wall, len(latencies),
+                     "frames/s", notes)  # fmt: skip
