@@ -7,14 +7,16 @@ REPO ?= model_repository
 MODELS ?= rtmpose-m rtmdet-nano
 
 BENCH_VENV := .bench-venv
+LOADTEST_VENV := .loadtest-venv
 
-.PHONY: help install models run test lint format unit integration bench clean docs proto
+.PHONY: help install models run test lint format unit integration bench clean docs proto loadtest loadtest-overload
 
 help:
 	@echo "make run     start the service (HTTP :8000, gRPC :50051) with the default models"
 	@echo "make test    lint + the whole test suite"
 	@echo "make models  install the default models (official weights if downloadable, else synthetic)"
 	@echo "make bench   benchmark raw ORT, the pipeline, HTTP, gRPC and rtmlib; writes benchmarks/results/"
+	@echo "make loadtest  Locust (HTTP, gRPC, streams) against the service on loopback; LOADTEST_DURATION, LOADTEST_USERS"
 	@echo "make docs    regenerate docs/openapi.json and the README tables;  make proto  the gRPC stubs"
 
 # (re)install only when pyproject.toml changed
@@ -60,6 +62,25 @@ $(BENCH_VENV)/.installed: $(STAMP)
 
 bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(PY) -m benchmarks.bench
+
+# Locust in its own environment (gevent and its pins stay out of the service's); the locustfile needs only the
+# service's generated stubs, so grpcio and protobuf are the service's versions
+$(LOADTEST_VENV)/.installed: $(STAMP)
+	test -x $(LOADTEST_VENV)/bin/python || $(PYTHON) -m venv $(LOADTEST_VENV)
+	$(LOADTEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOADTEST_VENV)/bin/python -m pip install -q locust==2.47.0 \
+		grpcio==$$($(PY) -c "import grpc; print(grpc.__version__)") \
+		protobuf==$$($(PY) -c "import google.protobuf as p; print(p.__version__)")
+	touch $@
+
+# LOADTEST_DURATION (60 s), LOADTEST_USERS (10): exits 1 when an SLO fails (see loadtests/run.py)
+loadtest: $(STAMP) $(LOADTEST_VENV)/.installed
+	$(PY) loadtests/run.py
+
+# far more users than the service can serve against small queues: only 429/503/504, no 5xx, healthy after
+loadtest-overload: $(STAMP) $(LOADTEST_VENV)/.installed
+	LOADTEST_USERS=$${LOADTEST_USERS:-60} LOADTEST_DURATION=$${LOADTEST_DURATION:-40} LOADTEST_SPAWN_RATE=20 \
+		LOADTEST_QUEUE_SIZE=$${LOADTEST_QUEUE_SIZE:-16} $(PY) loadtests/run.py --shedding
 
 docs: $(STAMP)
 	$(PY) scripts/render_docs.py
