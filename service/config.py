@@ -55,6 +55,11 @@ class Settings(BaseSettings):
 
     # models
     model_repository: Path = Field(Path("./model_repository"), description="Folder of model folders.")
+    trt_cache: Path | None = Field(
+        None,
+        description="TensorRT engine and timing cache folder; unset: <model_repository>/.trt_cache. Give it a "
+        "writable volume of its own where the repository is read-only.",
+    )
     model: str = Field("rtmpose-m", min_length=1, description="Default pose model.")
     detector: str = Field("rtmdet-nano", min_length=1, description="Default person detector.")
     extra_models: Annotated[list[str], NoDecode] = Field(
@@ -138,6 +143,10 @@ class Settings(BaseSettings):
             return None
         parse_device(value)  # raises ValueError with an example
         return value
+
+    def trt_cache_dir(self) -> Path:
+        """Where TensorRT engines and timing caches are kept."""
+        return self.trt_cache or self.model_repository / ".trt_cache"
 
     def served_models(self) -> list[str]:
         """Names of the models to load: the defaults first, then ``extra_models`` (``*`` is resolved later)."""

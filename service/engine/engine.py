@@ -63,7 +63,7 @@ class Engine:
             ModelNotInstalledError, ModelConfigError, DeviceUnavailableError: the service cannot serve.
         """
         try:
-            trt_cache = self.settings.model_repository / ".trt_cache"
+            trt_cache = self.settings.trt_cache_dir()
             for name in self.model_names():
                 model = self.repository.load(name)
                 # pose queues wait for more crops only while some request is still in detection

@@ -97,7 +97,7 @@ def cmd_synth(repo: ModelRepository, args: argparse.Namespace) -> int:
 
 def cmd_ensure(repo: ModelRepository, args: argparse.Namespace, settings: Settings) -> int:
     policy = WeightsPolicy(args.weights) if args.weights else settings.weights
-    names = args.names or [settings.model, settings.detector]
+    names = args.names or [name for name in settings.served_models() if name != "*"]
     for name in names:
         model = ensure(repo, name, policy, timeout_s=settings.download_timeout_s)
         print(f"{name}: ready, weights {model.config.weights.value} ({model.onnx_path})")
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+")
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("ensure", parents=[common], help="install what is missing, following the weights policy")
-    p.add_argument("names", nargs="*", help="default: POSE_MODEL and POSE_DETECTOR")
+    p.add_argument("names", nargs="*", help="default: what the service serves (POSE_MODEL, POSE_DETECTOR, POSE_EXTRA_MODELS)")
     p.add_argument("--weights", choices=[w.value for w in WeightsPolicy], help="default: POSE_WEIGHTS")
     p = sub.add_parser("validate", parents=[common], help="check installed models against their configs and hashes")
     p.add_argument("names", nargs="*")
