@@ -4,9 +4,11 @@
 #   docker build --target gpu -t rtmpose-service:gpu .
 #   docker build --target cpu --build-arg MODELS="rtmpose-m rtmdet-nano" -t rtmpose-service:cpu-models .
 #
-# Both run as a non-root user and with a read-only root filesystem: the model repository
-# (/models, POSE_MODEL_REPOSITORY) and the TensorRT engine cache (/cache/trt, POSE_TRT_CACHE)
-# are volumes, /tmp a tmpfs. The default command installs the served models that are
+# Both run as a non-root user and with a read-only root filesystem: mount volumes on the model
+# repository (/models, POSE_MODEL_REPOSITORY) and the TensorRT engine cache (/cache/trt,
+# POSE_TRT_CACHE), a tmpfs on /tmp. No VOLUME instruction: the orchestrator names the volumes
+# (compose, Kubernetes), none are made anonymously; both folders belong to the service's user,
+# so a new named volume mounted there starts writable for it. The default command installs the served models that are
 # missing (`python -m service.models ensure`, POSE_WEIGHTS decides which weights) and serves.
 # The GPU image brings CUDA 13 and cuDNN 9 as NVIDIA's pip wheels: the host needs an NVIDIA
 # driver >= 580 and the NVIDIA container toolkit; nothing CUDA is installed on the host.
@@ -92,13 +94,13 @@ USER 10001:10001
 ARG MODELS=""
 ARG WEIGHTS=auto
 RUN if [ -n "$MODELS" ]; then POSE_WEIGHTS="$WEIGHTS" python -m service.models ensure $MODELS; fi
-VOLUME ["/models", "/cache/trt"]
 
 # ---- the default target comes last ----
 FROM runtime AS cpu
 COPY --from=venv-cpu /opt/venv /opt/venv
+# no GPU provider in this image: CPU on purpose, not as a fallback (pose_model_info{fallback="false"})
+ENV POSE_DEVICE=cpu
 USER 10001:10001
 ARG MODELS=""
 ARG WEIGHTS=auto
 RUN if [ -n "$MODELS" ]; then POSE_WEIGHTS="$WEIGHTS" python -m service.models ensure $MODELS; fi
-VOLUME ["/models", "/cache/trt"]

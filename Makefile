@@ -8,8 +8,9 @@ MODELS ?= rtmpose-m rtmdet-nano
 
 BENCH_VENV := .bench-venv
 LOADTEST_VENV := .loadtest-venv
+DEPLOY_VENV := .deploy-venv
 
-.PHONY: help install models run test lint format unit integration bench clean docs proto loadtest loadtest-overload
+.PHONY: help install models run test lint format unit integration bench clean docs proto loadtest loadtest-overload deploy-tools image image-test
 
 help:
 	@echo "make run     start the service (HTTP :8000, gRPC :50051) with the default models"
@@ -18,6 +19,7 @@ help:
 	@echo "make bench   benchmark raw ORT, the pipeline, HTTP, gRPC and rtmlib; writes benchmarks/results/"
 	@echo "make loadtest  Locust (HTTP, gRPC, streams) against the service on loopback; LOADTEST_DURATION, LOADTEST_USERS"
 	@echo "make docs    regenerate docs/openapi.json and the README tables;  make proto  the gRPC stubs"
+	@echo "make image-test  build the CPU container image with buildah and run it (root)"
 
 # (re)install only when pyproject.toml changed
 $(STAMP): pyproject.toml
@@ -48,8 +50,23 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration -q
 
-test: lint
+test: lint $(DEPLOY_VENV)/.installed
 	$(PY) -m pytest -q
+
+# hadolint, kubectl (kustomize), kubernetes-validate, check-jsonschema, promtool for tests/deploy;
+# the stamp is written only when every tool could be had, so a partial install is retried
+$(DEPLOY_VENV)/.installed: scripts/deploy_tools.sh
+	PYTHON=$(PYTHON) scripts/deploy_tools.sh
+
+deploy-tools: $(DEPLOY_VENV)/.installed
+
+# the container image, without a Docker engine: buildah + a debootstrapped local Debian base (root)
+image:
+	deploy/image/build.sh cpu
+
+image-test: $(STAMP)
+	PYTHON=$(PYTHON) scripts/deploy_tools.sh --image
+	$(PY) -m pytest -q -m image tests/deploy
 
 # rtmlib pulls opencv-python + opencv-contrib-python, which clash with the service's headless OpenCV:
 # it gets its own environment, with the same onnxruntime version as the service.
@@ -90,4 +107,4 @@ proto: $(STAMP)
 	$(PY) scripts/gen_proto.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache .ruff_cache

@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+")
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("ensure", parents=[common], help="install what is missing, following the weights policy")
-    p.add_argument("names", nargs="*", help="default: what the service serves (POSE_MODEL, POSE_DETECTOR, POSE_EXTRA_MODELS)")
+    p.add_argument("names", nargs="*", help="default: the served models (POSE_MODEL, POSE_DETECTOR, POSE_EXTRA_MODELS)")
     p.add_argument("--weights", choices=[w.value for w in WeightsPolicy], help="default: POSE_WEIGHTS")
     p = sub.add_parser("validate", parents=[common], help="check installed models against their configs and hashes")
     p.add_argument("names", nargs="*")

@@ -1,0 +1,216 @@
+"""The CPU image, built from the real Dockerfile with buildah and run as a container (``make image-test``).
+
+Builds ``localhost/rtmpose-service:cpu`` (deploy/image/build.sh: a local debootstrapped Debian base,
+``--pull=never``), runs its default command with ``buildah run --isolation chroot`` on the host
+network with the model repository and TensorRT cache as bind-mounted volumes, and checks what a
+user relies on: models installed at start, /readyz, a pose request, gRPC health, a non-root
+process, nothing written outside the volumes, a graceful stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.deploy.tools import ROOT
+from tests.integration.server import free_port
+from tests.oracles import draw_scene
+
+pytestmark = pytest.mark.image
+
+IMAGE = "localhost/rtmpose-service:cpu"
+UID = 10001
+START_TIMEOUT_S = 180  # synthesizing the two default models and warming them up, on 2 busy cores
+# what buildah itself leaves in a container's root filesystem (a mount point)
+BUILDAH_OWN = {"run"}
+
+
+def buildah() -> str:
+    found = shutil.which("buildah")
+    if found is None:
+        pytest.skip("buildah not installed: `make image-test` installs it with apt-get (as root)")
+    if os.geteuid() != 0:
+        pytest.skip("buildah --isolation chroot needs root")
+    if shutil.which("debootstrap") is None:
+        pytest.skip("debootstrap not installed (the local Debian base is made with it): `make image-test`")
+    return found
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    build = subprocess.run([str(ROOT / "deploy" / "image" / "build.sh"), "cpu"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=1800, check=False)  # fmt: skip
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    print(build.stdout.strip().splitlines()[-1])  # size and build time, for the log
+    return IMAGE
+
+
+@dataclass
+class Container:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    url: str
+    grpc_port: int
+    volumes: dict[str, Path]
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def image_command(tool: str, image: str) -> list[str]:
+    config = json.loads(subprocess.check_output([tool, "inspect", "--type", "image", image]))["Docker"]["config"]
+    return (config.get("Entrypoint") or []) + config["Cmd"]
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def service_process(container: Container) -> int:
+    """Pid of ``python -m service`` inside the container (seen from the host: chroot isolation shares pids)."""
+    for pid in descendants(container.process.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[:3] == [b"python", b"-m", b"service"]:
+            return pid
+    raise AssertionError(f"no `python -m service` process in the container:\n{container.logs()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def container(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+    tool = buildah()
+    root = tmp_path_factory.mktemp("container")
+    volumes = {"/models": root / "models", "/cache/trt": root / "trt"}
+    for path in volumes.values():
+        path.mkdir()
+        os.chown(path, UID, UID)  # as a volume provisioned for the image's user
+    name = f"rtmpose-image-test-{os.getpid()}"
+    subprocess.run([tool, "rm", name], capture_output=True, check=False)
+    subprocess.run([tool, "from", "--pull-never", "--name", name, image], capture_output=True, check=True)
+    http_port, grpc_port = free_port(), free_port()
+    binds = [f"type=bind,src={source},dst={target},rw" for target, source in volumes.items()]
+    mounts = [arg for bind in binds for arg in ("--mount", bind)]
+    log = root / "container.log"
+    command = [tool, "run", "--isolation", "chroot", "--network", "host", *mounts,
+               "-e", f"POSE_HTTP_PORT={http_port}", "-e", f"POSE_GRPC_PORT={grpc_port}", "-e", "POSE_HOST=127.0.0.1",
+               name, "--", *image_command(tool, image)]  # fmt: skip
+    with log.open("wb") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+    running = Container(name, process, log, f"http://127.0.0.1:{http_port}", grpc_port, volumes)
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            for pid in descendants(process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            process.kill()
+            process.wait(30)
+        subprocess.run([tool, "rm", name], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def ready(container: Container) -> Container:
+    end = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < end:
+        assert container.process.poll() is None, f"the container exited:\n{container.logs()[-4000:]}"
+        try:
+            if httpx.get(container.url + "/readyz", timeout=2).status_code == 200:
+                return container
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"/readyz not ready within {START_TIMEOUT_S} s:\n{container.logs()[-4000:]}")
+
+
+def test_default_command_installs_the_models_into_the_volume(ready: Container) -> None:
+    models = ready.volumes["/models"]
+    for name in ("rtmpose-m", "rtmdet-nano"):
+        assert (models / name / "config.toml").exists()
+        assert (models / name / "1" / "model.onnx").stat().st_uid == UID
+
+
+def test_serves_a_pose_request(ready: Container) -> None:
+    ok, body = cv2.imencode(".jpg", draw_scene([((40, 60, 160, 400), (100.0, 200.0))]))
+    response = httpx.post(
+        ready.url + "/v1/pose", files={"file": ("scene.jpg", body.tobytes(), "image/jpeg")}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["model"]["pose"] == "rtmpose-m"
+    assert result["model"]["weights"] == "synthetic"  # offline: ensure fell back to synthetic weights
+    models = {m["name"]: m for m in httpx.get(ready.url + "/v1/models", timeout=10).json()["models"]}
+    assert models["rtmpose-m"]["provider"] == "CPUExecutionProvider"
+
+
+def test_grpc_health_reports_serving(ready: Container) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{ready.grpc_port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "pose.v1.PoseService"):
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
+
+
+def test_the_service_runs_as_the_unprivileged_user(ready: Container) -> None:
+    status = Path(f"/proc/{service_process(ready)}/status").read_text()
+    uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+    gids = next(line for line in status.splitlines() if line.startswith("Gid:")).split()[1:]
+    assert {int(u) for u in uids} == {UID}
+    assert {int(g) for g in gids} == {UID}
+
+
+def test_health_check_of_the_image_passes(ready: Container) -> None:
+    tool = buildah()
+    config = json.loads(subprocess.check_output([tool, "inspect", "--type", "image", IMAGE]))["Docker"]["config"]
+    kind, *command = config["Healthcheck"]["Test"]
+    assert kind == "CMD"
+    result = subprocess.run([tool, "run", "--isolation", "chroot", "--network", "host", "-e",
+                             f"POSE_HTTP_PORT={ready.url.rsplit(':', 1)[1]}", ready.name, "--", *command],
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sigterm_stops_it_cleanly_and_nothing_was_written_outside_the_volumes(ready: Container) -> None:
+    """Last: stops the container. An empty upper layer means the image runs on a read-only root filesystem."""
+    os.kill(service_process(ready), signal.SIGTERM)
+    ready.process.wait(60)
+    # uvicorn re-raises SIGTERM once its graceful shutdown is complete (buildah: "exited on terminated")
+    assert "Application shutdown complete." in ready.logs()
+    assert "exited on terminated" in ready.logs() or ready.process.returncode == 0, ready.logs()[-3000:]
+    tool = buildah()
+    merged = subprocess.check_output([tool, "mount", ready.name], text=True).strip()
+    try:
+        upper = Path(merged).parent / "diff"
+        written = sorted(str(p.relative_to(upper)) for p in upper.rglob("*"))
+    finally:
+        subprocess.run([tool, "umount", ready.name], capture_output=True, check=False)
+    assert set(written) <= BUILDAH_OWN, written
