@@ -10,7 +10,7 @@ BENCH_VENV := .bench-venv
 LOADTEST_VENV := .loadtest-venv
 DEPLOY_VENV := .deploy-venv
 
-.PHONY: help install models run test lint format unit integration bench clean docs proto loadtest loadtest-overload deploy-tools image image-test
+.PHONY: help install models run test lint format unit integration bench clean docs proto loadtest loadtest-overload deploy-tools image image-gpu image-test
 
 help:
 	@echo "make run     start the service (HTTP :8000, gRPC :50051) with the default models"
@@ -63,6 +63,9 @@ deploy-tools: $(DEPLOY_VENV)/.installed
 # the container image, without a Docker engine: buildah + a debootstrapped local Debian base (root)
 image:
 	deploy/image/build.sh cpu
+
+image-gpu:
+	deploy/image/build.sh gpu
 
 image-test: $(STAMP)
 	PYTHON=$(PYTHON) scripts/deploy_tools.sh --image

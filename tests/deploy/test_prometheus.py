@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.deploy.tools import DEPLOY, adapter_rules, dashboard_queries, run, tool
+from service.errors import PoseError
+from tests.deploy.tools import DEPLOY, adapter_rules, alert_rules, dashboard, dashboard_queries, run, tool
 
 PROMETHEUS = DEPLOY / "prometheus"
 
@@ -54,3 +55,26 @@ def test_a_broken_query_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "broken.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "q", "rules": [{"record": "q", "expr": "sum(rate(x[5m])"}]}]}))
     assert run(tool("promtool"), "check", "rules", path).returncode != 0
+
+
+def server_error_matchers() -> list[str]:
+    """The ``code=~"..."`` matcher of the server-error alert and of the dashboard's error ratio."""
+    [alert] = [rule["expr"] for rule in alert_rules() if rule["alert"] == "RTMPoseServerErrors"]
+    [ratio] = [t["expr"] for p in dashboard()["panels"] if p["title"] == "Server error ratio" for t in p["targets"]]
+    return [match for expr in (alert, ratio) for match in re.findall(r'code=~"([^"]+)"', expr)]
+
+
+def error_classes(cls: type[PoseError] = PoseError) -> list[type[PoseError]]:
+    return [cls] + [sub for child in cls.__subclasses__() for sub in error_classes(child)]
+
+
+def test_server_errors_are_the_same_codes_for_both_protocols_in_alert_and_dashboard() -> None:
+    """An error the service answers with HTTP 5xx counts as a server error under its gRPC code too, and only those."""
+    matchers = server_error_matchers()
+    assert len(set(matchers)) == 1, matchers
+    server_error = re.compile(f"^(?:{matchers[0]})$")
+    for error in error_classes():
+        is_5xx = error.http_status >= 500
+        assert bool(server_error.match(str(int(error.http_status)))) == is_5xx, error.__name__
+        assert bool(server_error.match(error.grpc_code.name)) == is_5xx, error.__name__
+    assert not server_error.match("OK")
