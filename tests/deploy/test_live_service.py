@@ -10,10 +10,14 @@ import sys
 from collections.abc import Iterator
 
 import cv2
+import grpc
 import httpx
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.api._proto.pose.v1 import pose_pb2 as pb
+from service.api._proto.pose.v1 import pose_pb2_grpc
 from tests.deploy.tools import ROOT, adapter_rules, alert_rules, dashboard_queries, load_yaml
 from tests.integration.conftest import build_repository
 from tests.integration.server import Server, free_port, start_server
@@ -83,9 +87,18 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running.stop()
 
 
+def stream_one_frame(service: Server, image: np.ndarray) -> None:
+    """A camera stream of one frame over gRPC (the stream metrics get their samples)."""
+    frame = pb.Frame(frame_id=0, image=pb.Image(encoded=cv2.imencode(".png", image)[1].tobytes()))
+    requests = [pb.StreamRequest(config=pb.StreamConfig()), pb.StreamRequest(frame=frame)]
+    with grpc.insecure_channel(service.grpc_target) as channel:
+        answers = list(pose_pb2_grpc.PoseServiceStub(channel).Stream(iter(requests), timeout=30))
+    assert [a.frame_id for a in answers if not a.drops_only] == [0]
+
+
 @pytest.fixture(scope="module")
 def exposition(service: Server) -> tuple[Exported, set[str]]:
-    """/metrics after a request that succeeds and one whose inference fails (so labelled series exist)."""
+    """/metrics after a request that succeeds, one whose inference fails and a stream (so labelled series exist)."""
     image = draw_scene([((40, 60, 160, 400), (100.0, 200.0))])
     poisoned = image.copy()
     poisoned[100:110, 60:70, 1] = 255  # the poisoned model fails on saturated green
@@ -94,6 +107,7 @@ def exposition(service: Server) -> tuple[Exported, set[str]]:
             body = cv2.imencode(".png", picture)[1].tobytes()
             response = client.post("/v1/pose", params=params, content=body, headers={"Content-Type": "image/png"})
             assert response.status_code == status, response.text
+        stream_one_frame(service, image)
         return exported_series(client.get("/metrics").text)
 
 
