@@ -92,6 +92,7 @@ def test_pods_run_non_root_with_a_read_only_root_filesystem(overlay: tuple[str, 
     assert spec["securityContext"]["runAsUser"] == UID
     assert spec["securityContext"]["fsGroup"] == UID  # the models volume is writable by the service's group
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
     for container in spec["initContainers"] + spec["containers"]:
         context = container["securityContext"]
         assert context["readOnlyRootFilesystem"] is True, container["name"]
@@ -151,6 +152,8 @@ def test_probes_and_ports_follow_the_service(overlay: tuple[str, list[dict[str, 
     pods = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     for service in services.values():
         assert service["spec"]["selector"].items() <= pods.items()
+    for spread in pod_spec(objects)["topologySpreadConstraints"]:
+        assert spread["labelSelector"]["matchLabels"].items() <= pods.items()
 
 
 def test_termination_grace_outlasts_the_drain(overlay: tuple[str, list[dict[str, Any]]]) -> None:
