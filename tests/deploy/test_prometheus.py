@@ -57,27 +57,33 @@ def test_a_broken_query_is_refused(tmp_path: Path) -> None:
     assert run(tool("promtool"), "check", "rules", path).returncode != 0
 
 
-def server_error_matchers() -> list[str]:
-    """The ``code=~"..."`` matcher of the server-error alert and of the dashboard's error ratio."""
+def fault_selectors() -> list[str]:
+    """The ``code`` matchers of the fault alert and of the dashboard's fault ratio (numerator)."""
     [alert] = [rule["expr"] for rule in alert_rules() if rule["alert"] == "RTMPoseServerErrors"]
-    [ratio] = [t["expr"] for p in dashboard()["panels"] if p["title"] == "Server error ratio" for t in p["targets"]]
-    return [match for expr in (alert, ratio) for match in re.findall(r'code=~"([^"]+)"', expr)]
+    [ratio] = [t["expr"] for p in dashboard()["panels"] if p["title"] == "Fault ratio" for t in p["targets"]]
+    return [", ".join(re.findall(r'code(?:=~|!~)"[^"]+"', expr)) for expr in (alert, ratio)]
+
+
+def counted(code: str, selector: str) -> bool:
+    """Whether a series with label ``code`` passes every ``code=~`` / ``code!~`` matcher of ``selector``."""
+    matchers = re.findall(r'code(=~|!~)"([^"]+)"', selector)
+    return all(bool(re.fullmatch(pattern, code)) == (operator == "=~") for operator, pattern in matchers)
 
 
 def error_classes(cls: type[PoseError] = PoseError) -> list[type[PoseError]]:
     return [cls] + [sub for child in cls.__subclasses__() for sub in error_classes(child)]
 
 
-def test_server_errors_are_the_same_codes_for_both_protocols_in_alert_and_dashboard() -> None:
-    """HTTP: every 5xx and nothing else. gRPC: the codes only 5xx errors answer with; a code that a client's
-    error shares (DEADLINE_EXCEEDED: 504, and 408 for an idle stream) is no server error."""
-    matchers = server_error_matchers()
-    assert len(set(matchers)) == 1, matchers
-    server_error = re.compile(f"^(?:{matchers[0]})$")
-    client_codes = {error.grpc_code.name for error in error_classes() if error.http_status < 500}
-    for error in error_classes():
-        is_5xx = error.http_status >= 500
-        assert bool(server_error.match(str(int(error.http_status)))) == is_5xx, error.__name__
-        counted = is_5xx and error.grpc_code.name not in client_codes
-        assert bool(server_error.match(error.grpc_code.name)) == counted, error.__name__
-    assert not server_error.match("OK")
+def test_faults_are_the_same_codes_for_both_protocols_in_alert_and_dashboard() -> None:
+    """A fault: HTTP 5xx but shedding (503, 504); over gRPC the codes that only faults answer with."""
+    selectors = fault_selectors()
+    assert len(set(selectors)) == 1, selectors
+    selector = selectors[0]
+    fault = {error: error.http_status >= 500 and error.http_status not in (503, 504) for error in error_classes()}
+    shared = {error.grpc_code.name for error, is_fault in fault.items() if not is_fault}
+    for error, is_fault in fault.items():
+        assert counted(str(int(error.http_status)), selector) == is_fault, error.__name__
+        assert counted(error.grpc_code.name, selector) == (is_fault and error.grpc_code.name not in shared), error
+    assert counted("INTERNAL", selector)
+    assert not counted("OK", selector)
+    assert not counted("200", selector)
