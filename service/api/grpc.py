@@ -36,6 +36,7 @@ R = TypeVar("R")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PoseService"].full_name  # "pose.v1.PoseService"
 ERROR_CODE_KEY = "pose-error-code"
+ANNOUNCE_S = 0.2  # on SIGTERM, health watchers get NOT_SERVING this long before the server stops taking calls
 
 
 class Call:
@@ -217,6 +218,8 @@ class GrpcServer:
     async def stop(self, grace_s: float) -> None:
         """Health NOT_SERVING, no new calls; pose calls finish within ``grace_s``; then the rest is cut."""
         await self._health.enter_graceful_shutdown()
+        # let the watchers' NOT_SERVING go out before the server stops taking calls and, later, cuts them
+        await asyncio.sleep(min(ANNOUNCE_S, grace_s))
         stopping = asyncio.create_task(self._server.stop(grace_s))
         self.servicer.drain_streams()
         if not await self.servicer.wait_idle(grace_s):
