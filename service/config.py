@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         "long side; keypoints still come back in original pixels. 0 decodes at full size.",
     )
     max_batch_images: int = Field(16, ge=1, le=256, description="Most images in one /v1/pose/batch request.")
+    decode_budget_bytes: int = Field(
+        0,
+        ge=0,
+        description="Memory for decoded pixels in flight, all requests together; a request whose image would exceed "
+        "it waits (within its deadline) for others to finish. 0 = an eighth of the memory the process may use "
+        "(cgroup limit or RAM), at least what one image of POSE_MAX_IMAGE_PIXELS needs.",
+    )
     request_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="Default deadline of a request; X-Request-Timeout overrides it."
     )
@@ -108,6 +115,24 @@ class Settings(BaseSettings):
     max_streams: int = Field(64, ge=1, le=10_000, description="Most open streams (RESOURCE_EXHAUSTED beyond).")
     stream_idle_timeout_s: float = Field(
         30.0, gt=0, le=86_400, description="A stream that sends no frame for this long is closed and its state freed."
+    )
+
+    # slow and idle HTTP clients
+    http_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Time a client has to send a request's headers (408, then the connection is closed).",
+    )
+    http_body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Time a client has to send a request's whole body once its headers are "
+        "in (408, then the connection is closed).",
+    )
+    http_keepalive_timeout_s: float = Field(
+        5.0, gt=0, le=600, description="Idle keep-alive HTTP connections are closed after this long."
     )
 
     # operations
@@ -160,6 +185,18 @@ def cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def memory_limit() -> int:
+    """Bytes of memory this process may use: the cgroup limit (v2 or v1) when one is set, else the RAM."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            value = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if value.isdigit() and int(value) < 1 << 60:  # "max" or a huge number: no limit
+            return int(value)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def settings_table() -> str:

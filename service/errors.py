@@ -43,6 +43,14 @@ class UnauthorizedError(PoseError):
     code = "unauthorized"
 
 
+class RequestTimeoutError(PoseError):
+    """The client did not send its request (headers or body) in time; HTTP closes the connection after it."""
+
+    http_status = HTTPStatus.REQUEST_TIMEOUT
+    grpc_code = StatusCode.DEADLINE_EXCEEDED
+    code = "request_timeout"
+
+
 class PayloadTooLargeError(PoseError):
     http_status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     grpc_code = StatusCode.RESOURCE_EXHAUSTED

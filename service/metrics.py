@@ -41,8 +41,13 @@ QUEUE_DEPTH = Gauge("pose_queue_depth", "Items waiting in a model's queue.", ["m
 ITEMS = Counter("pose_items_total", "Items (images or crops) run by a model.", ["model"])
 REJECTED = Counter(
     "pose_rejected_total",
-    "Work refused or failed, by reason (queue_full, deadline, shutdown, inference, ...).",
+    "Work refused or failed, by reason: queue_full, deadline, shutdown, inference (per queue item); cancelled (queued "
+    "items of a caller that went away); admission (requests refused before their body was read).",
     ["reason"],
+)
+DECODE_BUDGET_BYTES = Gauge("pose_decode_budget_bytes", "The decode memory budget (POSE_DECODE_BUDGET_BYTES resolved).")
+DECODE_BYTES_IN_FLIGHT = Gauge(
+    "pose_decode_bytes_in_flight", "Decode memory held by requests now (decoded pixels and decoder copies)."
 )
 MODEL_INFO = Gauge(
     "pose_model_info",

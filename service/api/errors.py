@@ -35,6 +35,8 @@ def error_response(exc: PoseError) -> JSONResponse:
         headers["Retry-After"] = str(RETRY_AFTER_S[exc.http_status])
     if exc.http_status == HTTPStatus.UNAUTHORIZED:
         headers["WWW-Authenticate"] = "Bearer"
+    if exc.http_status == HTTPStatus.REQUEST_TIMEOUT:
+        headers["Connection"] = "close"  # a client too slow to send its request loses the connection
     message = exc.message
     if exc.http_status == HTTPStatus.INTERNAL_SERVER_ERROR:
         logger.error("answering 500 %s: %s", exc.code, message)  # with the request id, like every line of it

@@ -19,12 +19,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import __version__
 from service.api.errors import error_body, error_response
-from service.api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from service.api.middleware import BodyLimitMiddleware, ClientMiddleware, ObservabilityMiddleware
 from service.api.requests import PoseRequests
 from service.api.routes import api, ops
 from service.config import Settings
 from service.engine.engine import Engine
-from service.errors import InvalidOptionsError, PoseError
+from service.errors import (
+    BadRequestError,
+    InvalidOptionsError,
+    PayloadTooLargeError,
+    PoseError,
+    UnsupportedMediaTypeError,
+)
 from service.logs import request_id
 
 logger = logging.getLogger(__name__)
@@ -43,6 +49,7 @@ def create_app(requests: PoseRequests) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["*"], expose_headers=["X-Request-ID"])  # fmt: skip
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ClientMiddleware, body_timeout_s=settings.http_body_timeout_s)
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(api)
     app.include_router(ops)
@@ -70,10 +77,16 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return error_response(InvalidOptionsError("; ".join(parts)))
 
 
+# Starlette's own errors (routing, multipart limits) in the one error shape
+_STARLETTE_CODES = {400: BadRequestError.code, 404: "not_found", 405: "method_not_allowed",
+                    413: PayloadTooLargeError.code, 415: UnsupportedMediaTypeError.code}  # fmt: skip
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+    status = exc.status_code
+    code = _STARLETTE_CODES.get(status, BadRequestError.code if status < 500 else PoseError.code)
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=status, headers=exc.headers)
 
 
 def openapi_document() -> dict[str, Any]:

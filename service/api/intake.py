@@ -1,7 +1,13 @@
-"""Reading a pose request: the image bytes from any accepted body form, the options, the deadline."""
+"""Reading a pose request: the image bytes from any accepted body form, the options, the deadline.
+
+Cheap checks come first and nothing large is parsed on the event loop: a JSON body is
+checked for its bracket count (every box is one ``[``; base64 has none) and then parsed
+and base64-decoded in a worker thread.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Any
@@ -10,7 +16,7 @@ from fastapi import Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from service.api.options import parse_options, validation_message
+from service.api.options import MAX_BOXES, check_box_count, parse_options, validation_message
 from service.api.schemas import HttpPoseOptions, PoseJsonBody, PoseQuery
 from service.errors import BadRequestError, UnsupportedMediaTypeError
 
@@ -34,20 +40,31 @@ async def read_images(request: Request, *, max_files: int) -> tuple[list[bytes],
             raise BadRequestError("the multipart body has no 'file' part")
         return [await f.read() for f in files], options
     if kind == "application/json":
-        try:
-            body = PoseJsonBody.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise BadRequestError(f"bad JSON body: {validation_message(exc)}") from None
-        try:
-            data = base64.b64decode(body.image, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequestError("'image' is not valid base64") from None
-        return [data], body.model_dump(exclude={"image"}, exclude_unset=True, exclude_none=True)
+        return await asyncio.to_thread(_json_body, await request.body())
     if kind.startswith("image/") or kind == "application/octet-stream":
         return [await request.body()], {}
     raise UnsupportedMediaTypeError(
         f"unsupported content type {kind!r}: send multipart/form-data (file), image/*, or application/json"
     )
+
+
+def _json_body(raw: bytes) -> tuple[list[bytes], dict[str, Any]]:
+    """The image and options of a JSON body (run off the event loop).
+
+    Raises:
+        InvalidOptionsError: more brackets than any valid body has (a box list over MAX_BOXES, deep nesting).
+        BadRequestError: not a valid body.
+    """
+    check_box_count(raw.count(b"["), MAX_BOXES)
+    try:
+        body = PoseJsonBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise BadRequestError(f"bad JSON body: {validation_message(exc)}") from None
+    try:
+        data = base64.b64decode(body.image, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequestError("'image' is not valid base64") from None
+    return [data], body.model_dump(exclude={"image"}, exclude_unset=True, exclude_none=True)
 
 
 def merge_options(query: PoseQuery, body: dict[str, Any], *, accept: str = "") -> HttpPoseOptions:

@@ -1,19 +1,25 @@
-"""Pure ASGI middleware: request ids, access log and request metrics; body size limit."""
+"""Pure ASGI middleware: request ids, access log and request metrics; the client's side; body size limit."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
 from service.api.errors import error_json
 from service.api.observe import record_request, request_id_from
-from service.errors import PayloadTooLargeError
+from service.errors import PayloadTooLargeError, RequestTimeoutError
 from service.logs import request_id
 
+logger = logging.getLogger(__name__)
+
 UNMEASURED = frozenset({"/metrics", "/healthz", "/readyz"})
+CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection before the answer": logs and metrics only
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -52,6 +58,8 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if scope["state"].get("client_gone"):
+                status = CLIENT_CLOSED
             elapsed = time.perf_counter() - start
             route = scope.get("route")
             endpoint = getattr(route, "path", "unmatched")
@@ -59,6 +67,83 @@ class ObservabilityMiddleware:
                 metrics.REQUESTS_IN_PROGRESS.labels("http").dec()
                 record_request("http", endpoint, str(status), elapsed, f"{scope['method']} {scope['path']}")
             request_id.reset(token)
+
+
+class ClientMiddleware:
+    """The client's side of a request: its body must arrive in time, and its going away cancels the work.
+
+    - The whole body must arrive within ``body_timeout_s`` of the headers, else the
+      request ends with 408 ``request_timeout`` and the connection is closed.
+    - Once the body is in, a background read waits for the client to hang up; if it does
+      before the answer, the request's task is cancelled (its queued model work is
+      skipped), and the request is logged as a client disconnect (status 499), never 500.
+      A hang-up in the middle of the body (Starlette's ClientDisconnect) counts the same.
+    """
+
+    def __init__(self, app: ASGIApp, body_timeout_s: float) -> None:
+        self.app = app
+        self.body_timeout_s = body_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = _Client(receive, send, self.body_timeout_s)
+        watcher = asyncio.create_task(client.watch(), name="client watch")
+        try:
+            await self.app(scope, client.receive, client.send)
+        except (asyncio.CancelledError, ClientDisconnect):
+            if not client.gone.is_set():
+                raise  # cancelled by the server (shutdown), not by the client
+            client.task.uncancel()
+            scope["state"]["client_gone"] = True
+            logger.info("client disconnected before the answer: %s %s", scope["method"], scope["path"])
+        finally:
+            watcher.cancel()
+
+
+class _Client:
+    """One request's connection as :class:`ClientMiddleware` sees it."""
+
+    def __init__(self, receive: Receive, send: Send, body_timeout_s: float) -> None:
+        self._receive = receive
+        self._send = send
+        self._body_timeout_s = body_timeout_s
+        self._body_end = asyncio.get_running_loop().time() + body_timeout_s
+        self._body_in = asyncio.Event()
+        self.gone = asyncio.Event()
+        self._answered = False
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+
+    async def receive(self) -> Message:
+        if self._body_in.is_set():  # nothing more will come but the hang-up
+            await self.gone.wait()
+            return {"type": "http.disconnect"}
+        try:
+            async with asyncio.timeout_at(self._body_end):
+                message = await self._receive()
+        except TimeoutError:
+            raise RequestTimeoutError(f"the request body did not arrive within {self._body_timeout_s:g} s") from None
+        if message["type"] == "http.disconnect":
+            self.gone.set()
+        elif not message.get("more_body", False):
+            self._body_in.set()
+        return message
+
+    async def watch(self) -> None:
+        """Once the body is in: wait for the hang-up (the server's receive returns it) and cancel the request."""
+        await self._body_in.wait()
+        message = await self._receive()  # also returns once the answer is complete: then it is no hang-up
+        if message["type"] == "http.disconnect" and not self._answered:
+            self.gone.set()
+            self.task.cancel()
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self._answered = True
+        await self._send(message)
 
 
 class BodyLimitMiddleware:

@@ -19,6 +19,20 @@ from service.errors import InvalidOptionsError
 
 Box = Annotated[list[float], Field(min_length=4, max_length=4, description="x1, y1, x2, y2 in image pixels")]
 MAX_BOXES = 1000  # the most boxes any request may carry (POSE_MAX_PEOPLE, at most 1000, caps it further)
+_BRACKET_SLACK = 2 + 2 * 200  # the list's own and a nested one's, and those a model name could hold
+
+
+def check_box_count(brackets: int, max_boxes: int) -> None:
+    """Refuse box lists longer than ``max_boxes`` from a count of ``[`` alone, before any parsing.
+
+    Each box opens one bracket, so text with ``brackets`` of them holds at most that many
+    boxes: a linear scan, far cheaper than parsing, that stops million-box and deeply nested lists.
+
+    Raises:
+        InvalidOptionsError: more brackets than ``max_boxes`` boxes need.
+    """
+    if brackets > max_boxes + _BRACKET_SLACK:
+        raise InvalidOptionsError(f"boxes: at most {max_boxes} boxes per image (the body holds {brackets} '[')")
 
 
 class PoseOptions(BaseModel):
@@ -40,6 +54,7 @@ class PoseOptions(BaseModel):
     @classmethod
     def _boxes_from_json(cls, value: Any) -> Any:
         if isinstance(value, str | bytes):
+            check_box_count(value.count("[" if isinstance(value, str) else b"["), MAX_BOXES)
             try:
                 return json.loads(value)
             except json.JSONDecodeError as exc:

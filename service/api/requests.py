@@ -1,10 +1,21 @@
 """The transport-neutral request layer: what every way in (HTTP, gRPC, streams, the CLI) does the same way.
 
-Auth, readiness, the deadline, image intake (encoded bytes decoded off the event loop,
-or raw pixels), options into the engine's form, the call into the Pipeline and its
-timing. Transports only parse their wire format into these calls and write the
-answer back; errors leave as :class:`~service.errors.PoseError`, which carries both its
-HTTP status and its gRPC code.
+Auth, readiness, admission, the deadline, image intake (encoded bytes decoded off the
+event loop within the decode memory budget, or raw pixels), options into the engine's
+form, the call into the Pipeline and its timing. Transports only parse their wire format
+into these calls and write the answer back; errors leave as
+:class:`~service.errors.PoseError`, which carries both its HTTP status and its gRPC code.
+
+Every unit of work (a request, a stream frame) runs inside :meth:`PoseRequests.admit`:
+
+- admitted at once or refused at once (503 not ready / shutting down, 429 no queue room,
+  422 unknown model), before anything costly: an HTTP request is admitted as soon as its
+  headers are read, before its body;
+- one deadline from arrival to answer: body read, decode-memory wait, decode, queues;
+- its image is decoded within the decode memory budget (``budget.py``);
+- a caller that goes away cancels it (its queued items are skipped, counted as
+  ``pose_rejected_total{reason="cancelled"}``);
+- when the shutdown grace period ends, what is still running ends with ShuttingDownError.
 """
 
 from __future__ import annotations
@@ -13,81 +24,53 @@ import asyncio
 import hmac
 import math
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
 
 from service import metrics
+from service.api.admission import (
+    Admission,
+    EncodedImage,
+    Estimate,
+    ImageInput,
+    RawPixels,
+    image_error,
+    keypoint_threshold,
+)
+from service.api.budget import DecodeBudget, budget_bytes
 from service.api.options import PoseOptions
 from service.config import Settings, cpu_count
 from service.engine.engine import Engine
-from service.engine.results import PoseResult
+from service.engine.pipeline import EstimateOptions
 from service.errors import (
-    BadImageError,
     BadRequestError,
-    DeadlineExceededError,
     NotReadyError,
-    PayloadTooLargeError,
-    PoseError,
+    QueueFullError,
+    ShuttingDownError,
     UnauthorizedError,
-    UnsupportedMediaTypeError,
 )
-from service.vision.image import (
-    DecodedImage,
-    ImageError,
-    ImageTooLargeError,
-    UnsupportedImageTypeError,
-    decode_image,
-    image_from_pixels,
-)
+
+__all__ = ["MAX_TIMEOUT_S", "Admission", "EncodedImage", "Estimate", "ImageInput", "PoseRequests", "RawPixels",
+           "image_error"]  # fmt: skip
 
 MAX_TIMEOUT_S = 3600.0  # the longest deadline a client may ask for
 
 
-@dataclass(frozen=True)
-class EncodedImage:
-    """An image file's bytes (JPEG, PNG, WebP, BMP, TIFF, GIF)."""
-
-    data: bytes
-
-
-@dataclass(frozen=True)
-class RawPixels:
-    """Packed 8-bit pixels, ``height`` rows of ``width`` x 3 bytes, B-G-R unless ``rgb``."""
-
-    pixels: bytes
-    width: int
-    height: int
-    rgb: bool = False
-
-
-ImageInput = EncodedImage | RawPixels
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A served request: the image as decoded (for rendering), the result, the keypoint threshold in force."""
-
-    image: DecodedImage
-    result: PoseResult
-    keypoint_threshold: float
-
-
-def image_error(exc: ImageError) -> PoseError:
-    """The client-facing error of a ``vision`` image error (vision imports nothing of the package)."""
-    if isinstance(exc, ImageTooLargeError):
-        return PayloadTooLargeError(str(exc))
-    if isinstance(exc, UnsupportedImageTypeError):
-        return UnsupportedMediaTypeError(str(exc))
-    return BadImageError(str(exc))
-
-
 class PoseRequests:
-    """One per process, over one engine; every transport holds the same instance."""
+    """One per process, over one engine; every transport holds the same instance.
+
+    Raises:
+        ValueError: settings that cannot work (a decode budget smaller than one image).
+    """
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
+        self.budget = DecodeBudget(budget_bytes(settings))
         self._decoders = ThreadPoolExecutor(max(2, cpu_count()), thread_name_prefix="decode")
+        self._admitted: set[Admission] = set()
+        self._ended = False
 
     def close(self) -> None:
         self._decoders.shutdown(wait=False, cancel_futures=True)
@@ -120,9 +103,11 @@ class PoseRequests:
         """Raises: NotReadyError while models load and after a failed load.
 
         While shutting down, calls the transports still let in (they stop taking new ones
-        first) are served; once the engine has closed the Pipeline refuses with
-        ShuttingDownError.
+        first) are served; once the grace period is over (:meth:`end_admitted`) they are
+        refused with ShuttingDownError.
         """
+        if self._ended:
+            raise ShuttingDownError("the service is shutting down and takes no new requests")
         if not self.engine.state.loaded:
             raise NotReadyError(self.not_ready_reason())
 
@@ -139,39 +124,67 @@ class PoseRequests:
         return time.monotonic() + timeout_s
 
     def keypoint_threshold(self, options: PoseOptions) -> float:
-        given = options.keypoint_threshold
-        return self.settings.keypoint_threshold if given is None else given
+        return keypoint_threshold(options, self.settings)
 
-    # -- the work ------------------------------------------------------------------------------------------------
+    # -- admission -----------------------------------------------------------------------------------------------
 
-    async def decode(self, image: ImageInput, *, full_size: bool = False) -> DecodedImage:
-        """Decode (or wrap raw pixels) off the event loop, with the service's limits.
+    @asynccontextmanager
+    async def admit(
+        self, options: EstimateOptions | None = None, *, deadline: float, started: float | None = None
+    ) -> AsyncIterator[Admission]:
+        """Admit one unit of work (a request, a stream frame) now, or refuse it now; held for the block.
+
+        Admission checks, cheapest first: readiness, then queue room for one image with
+        ``options`` (None: the service's defaults), reserved until the block exits. Inside
+        the block, :class:`Admission` decodes within the decode memory budget and runs the
+        Pipeline under ``deadline``. Leaving the block returns the room and the budget.
 
         Args:
-            full_size: never decode a large JPEG downscaled (rendering draws on the decoded image).
+            options: what the work will ask for, as far as known now (HTTP: the query's options).
+            deadline: ``time.monotonic()`` by which the answer is due (:meth:`deadline`).
+            started: ``time.perf_counter()`` at arrival (``timing_ms.total`` counts from it).
 
         Raises:
-            BadImageError, PayloadTooLargeError, UnsupportedMediaTypeError.
+            NotReadyError, ShuttingDownError: not serving (on entry, or when the shutdown grace period
+                ends while the block runs).
+            QueueFullError: no queue room now (429 / RESOURCE_EXHAUSTED, retry later).
+            UnknownModelError, InvalidOptionsError: ``options`` name a model that is not served, or too many boxes.
         """
-        settings = self.settings
-        start = time.perf_counter()
-        loop = asyncio.get_running_loop()
+        self.ensure_ready()
         try:
-            if isinstance(image, RawPixels):
-                return await loop.run_in_executor(
-                    self._decoders,
-                    lambda: image_from_pixels(image.pixels, image.width, image.height, rgb=image.rgb,
-                                              max_pixels=settings.max_image_pixels),
-                )  # fmt: skip
-            min_side = None if full_size or not settings.decode_min_side else settings.decode_min_side
-            return await loop.run_in_executor(
-                self._decoders,
-                lambda: decode_image(image.data, max_pixels=settings.max_image_pixels, min_long_side=min_side),
-            )
-        except ImageError as exc:
-            raise image_error(exc) from None
+            reservation = self.engine.pipeline.reserve(options or EstimateOptions())
+        except QueueFullError:
+            metrics.REJECTED.labels("admission").inc()
+            raise
+        admission = Admission(self.engine.pipeline, self.budget, self._decoders, self.settings, reservation,
+                              deadline=deadline, started=started)  # fmt: skip
+        self._admitted.add(admission)
+        try:
+            yield admission
+        except asyncio.CancelledError:
+            if not admission.ended:
+                raise  # the caller went away (or its transport cancelled it)
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            raise ShuttingDownError("the shutdown grace period ended before this request finished") from None
         finally:
-            metrics.STAGE_DURATION.labels("decode", "none").observe(time.perf_counter() - start)
+            self._admitted.discard(admission)
+            admission.close()
+
+    def end_admitted(self) -> int:
+        """The shutdown grace period is over: every admitted unit ends with ShuttingDownError, none is admitted.
+
+        Returns:
+            How many were still running.
+        """
+        self._ended = True
+        running = list(self._admitted)
+        for admission in running:
+            admission.end()
+        return len(running)
+
+    # -- one-shot work -------------------------------------------------------------------------------------------
 
     async def estimate(
         self,
@@ -182,23 +195,10 @@ class PoseRequests:
         full_size: bool = False,
         started: float | None = None,
     ) -> Estimate:
-        """Decode, then detect and pose through the Pipeline; ``timing_ms`` gains ``decode`` and ``total``.
-
-        Args:
-            deadline: ``time.monotonic()`` by which the answer is due (see :meth:`deadline`).
-            full_size: see :meth:`decode`.
-            started: ``time.perf_counter()`` when the request arrived (``total`` counts from it).
+        """One image, start to end: :meth:`admit` for ``options``, then :meth:`Admission.estimate`.
 
         Raises:
-            PoseError: any client-facing failure (bad image or options, queue full, deadline, ...).
+            PoseError: any client-facing failure (bad image or options, no room, deadline, ...).
         """
-        started = time.perf_counter() if started is None else started
-        decode_start = time.perf_counter()
-        decoded = await self.decode(image, full_size=full_size)
-        decode_ms = (time.perf_counter() - decode_start) * 1000
-        if time.monotonic() >= deadline:
-            raise DeadlineExceededError("request deadline passed while decoding the image")
-        result = await self.engine.pipeline.estimate(decoded, options.estimate_options(), deadline=deadline)
-        result.timing_ms["decode"] = decode_ms
-        result.timing_ms["total"] = (time.perf_counter() - started) * 1000
-        return Estimate(decoded, result, self.keypoint_threshold(options))
+        async with self.admit(options.estimate_options(), deadline=deadline, started=started) as admission:
+            return await admission.estimate(image, options, full_size=full_size)

@@ -67,22 +67,28 @@ ops = APIRouter(tags=["operations"])
 async def pose(request: Request, query: Annotated[PoseQuery, Query()], requests: RequestsDep) -> Response:
     started = time.perf_counter()
     deadline = requests.deadline(intake.timeout_header(request))
-    images, body = await intake.read_images(request, max_files=1)
-    if len(images) != 1:
-        raise BadRequestError(f"/v1/pose takes one image, got {len(images)}: use /v1/pose/batch")
-    options = intake.merge_options(query, body, accept=request.headers.get("accept", ""))
-    done = await requests.estimate(EncodedImage(images[0]), options, deadline=deadline, full_size=options.render,
-                                   started=started)  # fmt: skip
-    result = done.result
-    headers = {"X-Pose-Weights": result.weights}
-    with metrics.stage_timer("encode", result.pose_model):
-        if options.render:
-            jpeg = await asyncio.to_thread(formats.render_jpeg, done.image.bgr, result,
-                                           keypoint_threshold=done.keypoint_threshold)  # fmt: skip
-            return Response(jpeg, media_type="image/jpeg", headers=headers)
-        if options.format is OutputFormat.COCO:
-            return JSONResponse(formats.coco(result, image_id=options.image_id), headers=headers)
-        return JSONResponse(formats.native(result, keypoint_threshold=done.keypoint_threshold), headers=headers)
+    accept = request.headers.get("accept", "")
+    given = intake.merge_options(query, {}, accept=accept)
+    # admitted (or refused) now, from the headers: before the body is read
+    async with requests.admit(given.estimate_options(), deadline=deadline, started=started) as admission:
+        async with admission.within_deadline("reading the request body"):
+            images, body = await intake.read_images(request, max_files=1)
+        if len(images) != 1:
+            raise BadRequestError(f"/v1/pose takes one image, got {len(images)}: use /v1/pose/batch")
+        options = intake.merge_options(query, body, accept=accept) if body else given
+        if body:
+            admission.settle(options.estimate_options())
+        done = await admission.estimate(EncodedImage(images[0]), options, full_size=options.render)
+        result = done.result
+        headers = {"X-Pose-Weights": result.weights}
+        with metrics.stage_timer("encode", result.pose_model):
+            if options.render:
+                jpeg = await asyncio.to_thread(formats.render_jpeg, done.image.bgr, result,
+                                               keypoint_threshold=done.keypoint_threshold)  # fmt: skip
+                return Response(jpeg, media_type="image/jpeg", headers=headers)
+            if options.format is OutputFormat.COCO:
+                return JSONResponse(formats.coco(result, image_id=options.image_id), headers=headers)
+            return JSONResponse(formats.native(result, keypoint_threshold=done.keypoint_threshold), headers=headers)
 
 
 @api.post(
@@ -95,24 +101,35 @@ async def pose(request: Request, query: Annotated[PoseQuery, Query()], requests:
     tags=["pose"],
 )
 async def pose_batch(request: Request, query: Annotated[PoseQuery, Query()], requests: RequestsDep) -> Response:
+    started = time.perf_counter()
     deadline = requests.deadline(intake.timeout_header(request))
     if intake.content_type(request) != "multipart/form-data":
         raise UnsupportedMediaType("/v1/pose/batch takes multipart/form-data with one 'files' part per image")
-    images, body = await intake.read_images(request, max_files=requests.settings.max_batch_images)
-    options = intake.merge_options(query, body)
-    if options.render:
-        raise InvalidOptionsError("render is not available for batches: use /v1/pose per image")
+    given = intake.merge_options(query, {})
+    async with requests.admit(given.estimate_options(), deadline=deadline, started=started) as admission:
+        async with admission.within_deadline("reading the request body"):
+            images, body = await intake.read_images(request, max_files=requests.settings.max_batch_images)
+        options = intake.merge_options(query, body) if body else given
+        if options.render:
+            raise InvalidOptionsError("render is not available for batches: use /v1/pose per image")
+        if body:
+            admission.settle(options.estimate_options())
+        # as many images at once as there is queue room for now (at least one), the rest in turn
+        admission.widen(options.estimate_options(), len(images) - 1)
+        turns = asyncio.Semaphore(admission.slots)
 
-    async def one(index: int, data: bytes) -> Any:
-        try:
-            done = await requests.estimate(EncodedImage(data), options, deadline=deadline)
-        except PoseError as error:
-            return error_body(error.code, error.message)
-        if options.format is OutputFormat.COCO:
-            return formats.coco(done.result, image_id=options.image_id + index)
-        return formats.native(done.result, keypoint_threshold=done.keypoint_threshold)
+        async def one(index: int, data: bytes) -> Any:
+            async with turns:
+                try:
+                    done = await admission.estimate(EncodedImage(data), options)
+                except PoseError as error:
+                    return error_body(error.code, error.message)
+                admission.release(done.image)
+            if options.format is OutputFormat.COCO:
+                return formats.coco(done.result, image_id=options.image_id + index)
+            return formats.native(done.result, keypoint_threshold=done.keypoint_threshold)
 
-    return JSONResponse({"results": await asyncio.gather(*(one(i, d) for i, d in enumerate(images)))})
+        return JSONResponse({"results": await asyncio.gather(*(one(i, d) for i, d in enumerate(images)))})
 
 
 @api.get("/v1/models", response_model=ModelsResponse, responses=ERROR_RESPONSES, tags=["models"],

@@ -7,7 +7,9 @@ Lifecycle (``serve``):
 2. ready: /readyz 200, health SERVING;
 3. SIGTERM or SIGINT: readiness and health turn NOT_SERVING, both transports stop
    taking new calls, in-flight HTTP requests and gRPC calls finish within
-   ``POSE_SHUTDOWN_GRACE_S``, then the engine closes its queues.
+   ``POSE_SHUTDOWN_GRACE_S``; what still runs then is ended by the request layer with
+   ``shutting_down`` (JSON 503 / UNAVAILABLE), answered within ``ANSWER_WINDOW_S``; then
+   the engine closes its queues.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import time
 from collections.abc import Iterator
@@ -23,11 +26,14 @@ import uvicorn
 
 from service.api.grpc import GrpcServer
 from service.api.http import create_app
+from service.api.protocol import http_protocol
 from service.api.requests import PoseRequests
 from service.config import Settings
 from service.engine.engine import Engine
 
 logger = logging.getLogger("service")
+
+ANSWER_WINDOW_S = 2.0  # after the grace period: time to write the answers of the work it ended
 
 
 class _HttpServer(uvicorn.Server):
@@ -45,7 +51,10 @@ def _http_server(app: object, settings: Settings) -> _HttpServer:
         port=settings.http_port,
         log_config=None,
         access_log=False,  # the service writes its own access line (with request id and timing)
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
+        http=http_protocol(settings),  # read timeouts; protocol errors as JSON
+        timeout_keep_alive=settings.http_keepalive_timeout_s,  # type: ignore[arg-type]
+        # uvicorn cancels what is left only after the request layer has ended it with 503 (serve's shutdown)
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s + ANSWER_WINDOW_S),
         server_header=False,
         lifespan="off",  # the engine's start and stop belong to serve(), not to the app
     )
@@ -55,7 +64,11 @@ def _http_server(app: object, settings: Settings) -> _HttpServer:
 async def serve(settings: Settings) -> int:
     """Run the service until SIGTERM/SIGINT; returns the process exit code (1: the models failed to load)."""
     engine = Engine(settings)
-    requests = PoseRequests(engine, settings)
+    try:
+        requests = PoseRequests(engine, settings)
+    except ValueError as exc:  # settings that cannot work
+        logger.error("exiting: %s", exc)
+        return 2
     http = _http_server(create_app(requests), settings)
     grpc = GrpcServer(requests, settings) if settings.grpc_port else None
     stop = asyncio.Event()
@@ -83,7 +96,7 @@ async def serve(settings: Settings) -> int:
     if http_task in done and http_task.exception() is not None:
         logger.error("the HTTP server failed: %s", http_task.exception())
         code = 1
-    await _shutdown(settings, engine, http, http_task, grpc, loading)
+    await _shutdown(settings, engine, requests, http, http_task, grpc, loading)
     stopping.cancel()
     requests.close()
     return code
@@ -92,12 +105,13 @@ async def serve(settings: Settings) -> int:
 async def _shutdown(
     settings: Settings,
     engine: Engine,
+    requests: PoseRequests,
     http: _HttpServer,
     http_task: asyncio.Task[None],
     grpc: GrpcServer | None,
     loading: asyncio.Task[None],
 ) -> None:
-    """Stop taking calls, let in-flight ones finish within the grace period, then close the engine."""
+    """Stop taking calls, let in-flight ones finish within the grace period (then end them), close the engine."""
     grace = settings.shutdown_grace_s
     end = time.monotonic() + grace
     logger.info("shutting down: draining in-flight requests (grace %.1f s)", grace)
@@ -105,8 +119,13 @@ async def _shutdown(
     http.should_exit = True
     drains = [http_task]
     if grpc is not None:
-        drains.append(asyncio.create_task(grpc.stop(grace)))
-    await asyncio.wait(drains)
+        drains.append(asyncio.create_task(grpc.stop(grace + ANSWER_WINDOW_S)))
+    _, running = await asyncio.wait(drains, timeout=grace)
+    if running:
+        ended = requests.end_admitted()
+        if ended:
+            logger.warning("shutdown: grace period over, %d requests still running end with 503 shutting_down", ended)
+        await asyncio.wait(running)
     if not loading.done():
         await asyncio.wait([loading])  # the loader thread cannot be interrupted: let it finish, then close
     await asyncio.to_thread(engine.close, max(0.0, end - time.monotonic()))

@@ -66,6 +66,7 @@ class Engine:
             trt_cache = self.settings.trt_cache_dir()
             for name in self.model_names():
                 model = self.repository.load(name)
+                self._check_queue(name, model.config.task, model.config.batching.max_queue_size)
                 # pose queues wait for more crops only while some request is still in detection
                 hint = self.pipeline.crops_expected if model.config.task is Task.POSE else None
                 served = load_served_model(model, self.settings, trt_cache, more_expected=hint)
@@ -81,6 +82,16 @@ class Engine:
         except Exception as exc:
             self.state.error = f"{type(exc).__name__}: {exc}"
             raise
+
+    def _check_queue(self, name: str, task: Task, max_queue_size: int) -> None:
+        """Refuse a pose queue that cannot hold one image's crops: every request would be refused."""
+        people = self.settings.max_people
+        if task is Task.POSE and max_queue_size < people:
+            raise ModelConfigError(
+                f"model {name!r}: [batching] max_queue_size = {max_queue_size} cannot hold the crops of one image "
+                f"(up to POSE_MAX_PEOPLE = {people}), so every request would be refused with 429; raise "
+                f"max_queue_size to at least {people} or lower POSE_MAX_PEOPLE"
+            )
 
     def _check_defaults(self) -> None:
         for name, task in ((self.settings.model, Task.POSE), (self.settings.detector, Task.DETECT)):

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.engine.results import Detections, PoseResult
+from service.engine.room import QueueRoom, Reservation
 from service.engine.runners import CropJob, DetectJob
 from service.engine.served import ServedModel
 from service.errors import DeadlineExceededError, InvalidOptionsError, ShuttingDownError, UnknownModelError
@@ -138,6 +139,7 @@ class Pipeline:
         self._detecting = 0  # work between a detector submit and its pose submit: the only source of new crops
         self._closing = False
         self._idle = threading.Condition()
+        self.room = QueueRoom()
 
     # -- admission and shutdown ----------------------------------------------------------------------------------
 
@@ -182,6 +184,23 @@ class Pipeline:
             with self._idle:
                 self._inflight -= 1
                 self._idle.notify_all()
+
+    def crops_cap(self, max_people: int | None) -> int:
+        """The most people (crops) one image may yield: ``max_people`` capped by the service's."""
+        return min(max_people or self.max_people, self.max_people)
+
+    def reserve(self, options: EstimateOptions) -> Reservation:
+        """Reserve the queue room one image with ``options`` may need (see ``room.py``).
+
+        Raises:
+            UnknownModelError: a model that is not served. QueueFullError: no room now.
+        """
+        pose, detector = self.resolve(options)
+        if options.boxes is not None:
+            self._check_box_count(len(options.boxes))
+            return self.room.reserve([(pose, len(options.boxes))])
+        assert detector is not None
+        return self.room.reserve([(detector, 1), (pose, self.crops_cap(options.max_people))])
 
     @contextmanager
     def detection_window(self) -> Iterator[None]:
@@ -244,7 +263,7 @@ class Pipeline:
         """
         served = detector if isinstance(detector, ServedModel) else self.model(detector, Task.DETECT)
         threshold = served.model.config.score_threshold if bbox_threshold is None else bbox_threshold
-        cap = min(max_people or self.max_people, self.max_people)
+        cap = self.crops_cap(max_people)
         job = DetectJob(image=image.bgr, score_threshold=threshold, max_people=cap)
         (found,) = await _gather([served.batcher.submit(job, deadline=deadline)], deadline)
         if image.scale == 1:
@@ -330,14 +349,17 @@ class Pipeline:
             result.timing_ms["detect"] = detect_ms
             return result
 
+    def _check_box_count(self, count: int) -> None:
+        if count > self.max_people:
+            raise InvalidOptionsError(f"at most {self.max_people} boxes per image, got {count}")
+
     def _check_boxes(self, boxes: F32, width: int, height: int) -> F32:
         boxes = np.asarray(boxes, dtype=np.float32)
         if boxes.size == 0:
             return np.zeros((0, 4), np.float32)
         if boxes.ndim != 2 or boxes.shape[1] != 4:
             raise InvalidOptionsError(f"boxes must be a list of [x1, y1, x2, y2], got shape {list(boxes.shape)}")
-        if len(boxes) > self.max_people:
-            raise InvalidOptionsError(f"at most {self.max_people} boxes per image, got {len(boxes)}")
+        self._check_box_count(len(boxes))
         if not np.isfinite(boxes).all():
             raise InvalidOptionsError("boxes must be finite numbers (no NaN or infinity)")
         x1, y1, x2, y2 = boxes.T

@@ -22,6 +22,7 @@ from service.errors import (
     ShuttingDownError,
     UnknownModelError,
 )
+from service.models.schema import ModelConfigError
 from service.vision.image import DecodedImage, decode_image
 from tests.oracles import (
     BANDS,
@@ -212,15 +213,31 @@ def test_an_expired_request_fails_and_its_item_never_runs(engine: Engine) -> Non
     assert metric("pose_items_total", model="det") == ran, "an expired item must not run"
 
 
-def test_full_queue(tmp_path: Path) -> None:
+def test_a_pose_queue_that_cannot_hold_one_image_is_refused_at_start_up(tmp_path: Path) -> None:
     install_pose_oracle(tmp_path, "pose", batching={"max_batch_size": 1, "max_queue_size": 2, "max_queue_delay_ms": 0})
     install_detector_oracle(tmp_path, "det", bands=BANDS)
-    engine = start_engine(tmp_path)
+    with pytest.raises(ModelConfigError, match=r"max_queue_size = 2 cannot hold the crops of one image .*= 3\)"):
+        start_engine(tmp_path, max_people=3)
+
+
+def test_queue_room_is_reserved_all_or_none_and_returned(tmp_path: Path) -> None:
+    install_pose_oracle(tmp_path, "pose", batching={"max_batch_size": 1, "max_queue_size": 3, "max_queue_delay_ms": 0})
+    install_detector_oracle(tmp_path, "det", bands=BANDS)
+    engine = start_engine(tmp_path, max_people=2)
+    pipeline = engine.pipeline
     try:
-        image = decoded(scene([]))
-        boxes = np.tile(np.array([[10, 10, 100, 100]], np.float32), (3, 1))
+        two_boxes = np.tile(np.array([[10, 10, 100, 100]], np.float32), (2, 1))
+        held = pipeline.reserve(EstimateOptions(boxes=two_boxes))
         with pytest.raises(QueueFullError, match="queue full"):
-            run(engine, image, EstimateOptions(boxes=boxes))  # 3 crops cannot enter a queue of 2
+            pipeline.reserve(EstimateOptions())  # up to 2 crops: only 1 of 3 is free
+        assert (pipeline.room.reserved("pose"), pipeline.room.reserved("det")) == (2, 0), "all or none"
+        one = pipeline.reserve(EstimateOptions(max_people=1))
+        assert (pipeline.room.reserved("pose"), pipeline.room.reserved("det")) == (3, 1)
+        for reservation in (held, one, one):  # release is idempotent
+            reservation.release()
+        assert pipeline.room.reserved("pose") == 0
+        with pytest.raises(InvalidOptionsError, match="at most 2 boxes"):
+            pipeline.reserve(EstimateOptions(boxes=np.tile(two_boxes, (2, 1))))
     finally:
         engine.close(1)
 
