@@ -26,6 +26,8 @@ from service.errors import DeadlineExceededError, InferenceError, PoseError, Que
 
 logger = logging.getLogger(__name__)
 
+RUNNING_BATCH_WAIT_S = 60.0  # at close, the longest wait for a batch already running
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -248,4 +250,11 @@ class Batcher(Generic[T, R]):
         if left:
             metrics.REJECTED.labels("shutdown").inc(len(left))
             logger.warning("%s: grace period over, %d queued items failed", self.name, len(left))
+        # a batch already in the runtime cannot be interrupted, and a process that exits under a running
+        # ONNX Runtime call aborts: let the instances finish the batch they hold (they take no other)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(RUNNING_BATCH_WAIT_S)
+            if thread.is_alive():
+                logger.warning("%s: %s still runs a batch after %.0f s", self.name, thread.name, RUNNING_BATCH_WAIT_S)
         return len(left)

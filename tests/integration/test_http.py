@@ -291,20 +291,31 @@ def test_unknown_route_and_method(client: httpx.Client) -> None:
     assert client.get("/v1/pose").status_code == 405
 
 
-def test_queue_full_is_429_with_retry_after(repository: Path, tmp_path: Path) -> None:
+def test_queue_full_is_429_with_retry_after(tmp_path: Path) -> None:
     from tests.integration.server import start_server
-    from tests.oracles import install_detector_oracle, install_pose_oracle
+    from tests.oracles import POSE_FIELDS, install_detector_oracle, install_model, slow_pose_oracle
 
-    install_pose_oracle(tmp_path, "pose", batching={"max_queue_size": 2, "max_batch_size": 1})
+    install_model(tmp_path, "pose", slow_pose_oracle((192, 256), [0] * 17, out_channels=128, kernel=15), **POSE_FIELDS,
+                  batching={"max_queue_size": 2, "max_batch_size": 1, "max_queue_delay_ms": 0})  # fmt: skip
     install_detector_oracle(tmp_path, "det", bands=BANDS)
-    server = start_server(tmp_path, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det")
+    server = start_server(tmp_path, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det", POSE_MAX_PEOPLE="2")
     try:
-        boxes = json.dumps([[10, 10, 100, 100]] * 3)  # 3 crops never fit a queue of 2
-        response = httpx.post(server.url + "/v1/pose", params={"boxes": boxes}, content=png(scene()),
-                              headers={"Content-Type": "image/png"})  # fmt: skip
-        assert response.status_code == 429
-        assert error_code(response) == "queue_full"
-        assert response.headers["retry-after"] == "1"
+        boxes = json.dumps([[10, 10, 100, 100]] * 2)  # the whole queue's room, for about 0.2 s
+
+        async def two() -> tuple[httpx.Response, httpx.Response]:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                first = asyncio.create_task(client.post("/v1/pose", params={"boxes": boxes}, content=SCENE,
+                                                        headers=PNG))  # fmt: skip
+                while 'pose_requests_in_progress{protocol="http"} 1.0' not in (await client.get("/metrics")).text:
+                    await asyncio.sleep(0.01)
+                refused = await client.post("/v1/pose", content=SCENE, headers=PNG)
+                return await first, refused
+
+        served, refused = asyncio.run(two())
+        assert served.status_code == 200
+        assert refused.status_code == 429
+        assert error_code(refused) == "queue_full"
+        assert refused.headers["retry-after"] == "1"
     finally:
         server.stop()
 
