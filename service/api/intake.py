@@ -17,7 +17,7 @@ from fastapi import Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from service.api.options import MAX_BOXES, check_box_count, parse_options, validation_message
+from service.api.options import boxes_in_text, check_box_count, parse_options, validation_message
 from service.api.schemas import HttpPoseOptions, PoseJsonBody, PoseQuery
 from service.errors import BadRequestError, UnsupportedMediaTypeError
 
@@ -44,7 +44,7 @@ async def read_images(request: Request, *, max_files: int) -> tuple[list[bytes],
         chunks, brackets = [], 0
         async for chunk in request.stream():
             brackets += chunk.count(b"[")
-            check_box_count(brackets, MAX_BOXES)
+            check_box_count(boxes_in_text(brackets))
             chunks.append(chunk)
         return await asyncio.to_thread(_json_body, b"".join(chunks))
     if kind.startswith("image/") or kind == "application/octet-stream":

@@ -22,17 +22,26 @@ MAX_BOXES = 1000  # the most boxes any request may carry (POSE_MAX_PEOPLE, at mo
 _BRACKET_SLACK = 2 + 2 * 200  # the list's own and a nested one's, and those a model name could hold
 
 
-def check_box_count(brackets: int, max_boxes: int) -> None:
-    """Refuse box lists longer than ``max_boxes`` from a count of ``[`` alone, before any parsing.
+def check_box_count(at_most: int) -> None:
+    """Refuse a box list that may hold more than MAX_BOXES boxes, before it is parsed or converted.
 
-    Each box opens one bracket, so text with ``brackets`` of them holds at most that many
-    boxes: a linear scan, far cheaper than parsing, that stops million-box and deeply nested lists.
+    Args:
+        at_most: an upper bound of the list's length (:func:`boxes_in_text` for text).
 
     Raises:
-        InvalidOptionsError: more brackets than ``max_boxes`` boxes need.
+        InvalidOptionsError: over MAX_BOXES.
     """
-    if brackets > max_boxes + _BRACKET_SLACK:
-        raise InvalidOptionsError(f"boxes: at most {max_boxes} boxes per image (the body holds {brackets} '[')")
+    if at_most > MAX_BOXES:
+        raise InvalidOptionsError(f"boxes: at most {MAX_BOXES} boxes per image, the request holds up to {at_most}")
+
+
+def boxes_in_text(brackets: int) -> int:
+    """The most boxes JSON text with ``brackets`` opening brackets can hold: one ``[`` per box, a few others.
+
+    Counting brackets is a linear scan, far cheaper than parsing, and stops million-box and
+    deeply nested lists before any parser sees them.
+    """
+    return max(0, brackets - _BRACKET_SLACK)
 
 
 class PoseOptions(BaseModel):
@@ -54,7 +63,7 @@ class PoseOptions(BaseModel):
     @classmethod
     def _boxes_from_json(cls, value: Any) -> Any:
         if isinstance(value, str | bytes):
-            check_box_count(value.count("[" if isinstance(value, str) else b"["), MAX_BOXES)
+            check_box_count(boxes_in_text(value.count("[" if isinstance(value, str) else b"[")))
             try:
                 return json.loads(value)
             except json.JSONDecodeError as exc:

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.api._proto.pose.v1 import pose_pb2 as pb
-from service.api.options import PoseOptions, parse_options
+from service.api.options import PoseOptions, check_box_count, parse_options
 from service.api.requests import EncodedImage, ImageInput, RawPixels
 from service.api.streams import FrameIn, FrameOut, StreamParams
 from service.engine.results import PoseResult
@@ -41,6 +41,7 @@ def options_from(message: pb.Options) -> PoseOptions:
     if message.detector:
         values["detector"] = message.detector
     if message.boxes:
+        check_box_count(len(message.boxes))  # before a million boxes become Python lists
         values["boxes"] = [[b.x1, b.y1, b.x2, b.y2] for b in message.boxes]
     if message.max_people:
         values["max_people"] = message.max_people
