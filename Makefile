@@ -10,7 +10,8 @@ BENCH_VENV := .bench-venv
 LOADTEST_VENV := .loadtest-venv
 DEPLOY_VENV := .deploy-venv
 
-.PHONY: help install models run test lint format unit integration bench clean docs proto loadtest loadtest-overload deploy-tools image image-gpu image-test
+.PHONY: help install models run test lint format unit integration bench overload clean docs proto loadtest loadtest-overload \
+	deploy-tools image image-gpu image-test
 
 help:
 	@echo "make run     start the service (HTTP :8000, gRPC :50051) with the default models"
@@ -18,6 +19,7 @@ help:
 	@echo "make models  install the default models (official weights if downloadable, else synthetic)"
 	@echo "make bench   benchmark raw ORT, the pipeline, HTTP, gRPC and rtmlib; writes benchmarks/results/"
 	@echo "make loadtest  Locust (HTTP, gRPC, streams) against the service on loopback; LOADTEST_DURATION, LOADTEST_USERS"
+	@echo "make overload  200 concurrent clients against small queues (goodput, 429 latency, 5xx)"
 	@echo "make docs    regenerate docs/openapi.json and the README tables;  make proto  the gRPC stubs"
 	@echo "make image-test  build the CPU container image with buildah and run it (root)"
 
@@ -101,6 +103,9 @@ loadtest: $(STAMP) $(LOADTEST_VENV)/.installed
 loadtest-overload: $(STAMP) $(LOADTEST_VENV)/.installed
 	LOADTEST_USERS=$${LOADTEST_USERS:-60} LOADTEST_DURATION=$${LOADTEST_DURATION:-40} LOADTEST_SPAWN_RATE=20 \
 		LOADTEST_QUEUE_SIZE=$${LOADTEST_QUEUE_SIZE:-16} $(PY) loadtests/run.py --shedding
+# 200 concurrent clients against small queues (issue 12): goodput, 429 latency, 5xx, crossed answers
+overload: $(STAMP)
+	$(PY) -m benchmarks.overload
 
 docs: $(STAMP)
 	$(PY) scripts/render_docs.py

@@ -25,7 +25,7 @@ from service.api import protobuf
 from service.api._proto.pose.v1 import pose_pb2 as pb
 from service.api._proto.pose.v1 import pose_pb2_grpc
 from service.api.observe import record_request, request_id_from
-from service.api.requests import MAX_TIMEOUT_S, PoseRequests
+from service.api.requests import MAX_TIMEOUT_S, MIN_TIMEOUT_S, PoseRequests
 from service.api.streams import StreamRegistry, StreamSession
 from service.config import Settings
 from service.errors import BadRequestError, DeadlineExceededError, PoseError, ShuttingDownError
@@ -53,8 +53,8 @@ class Call:
         remaining = self.context.time_remaining()
         if remaining is None:
             return requests.deadline(None)
-        if remaining <= 0:
-            raise DeadlineExceededError("the call's deadline had passed when it arrived")
+        if remaining < MIN_TIMEOUT_S:
+            raise DeadlineExceededError("the call's deadline had (all but) passed when it arrived")
         return requests.deadline(min(remaining, MAX_TIMEOUT_S))
 
 

@@ -35,7 +35,7 @@ POSE_BODY: dict[str, Any] = {
             "in": "header",
             "required": False,
             "description": "Deadline in seconds for this request (default POSE_REQUEST_TIMEOUT_S).",
-            "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+            "schema": {"type": "number", "minimum": 0.01, "maximum": 3600},
         },
         {
             "name": "X-Request-ID",

@@ -51,9 +51,10 @@ from service.errors import (
     UnauthorizedError,
 )
 
-__all__ = ["MAX_TIMEOUT_S", "Admission", "EncodedImage", "Estimate", "ImageInput", "PoseRequests", "RawPixels",
-           "image_error"]  # fmt: skip
+__all__ = ["MAX_TIMEOUT_S", "MIN_TIMEOUT_S", "Admission", "EncodedImage", "Estimate", "ImageInput", "PoseRequests",
+           "RawPixels", "image_error"]  # fmt: skip
 
+MIN_TIMEOUT_S = 0.01  # the shortest: no image is read, decoded and posed sooner (a shorter one is a client's mistake)
 MAX_TIMEOUT_S = 3600.0  # the longest deadline a client may ask for
 
 
@@ -115,12 +116,14 @@ class PoseRequests:
         """The ``time.monotonic()`` deadline of a request that may take ``timeout_s`` (None: the default).
 
         Raises:
-            BadRequestError: not a number in (0, 3600].
+            BadRequestError: not a number in [0.01, 3600].
         """
         if timeout_s is None:
             timeout_s = self.settings.request_timeout_s
-        if not math.isfinite(timeout_s) or timeout_s <= 0 or timeout_s > MAX_TIMEOUT_S:
-            raise BadRequestError(f"the request timeout must lie in (0, {MAX_TIMEOUT_S:g}] seconds; got {timeout_s}")
+        if not math.isfinite(timeout_s) or not MIN_TIMEOUT_S <= timeout_s <= MAX_TIMEOUT_S:
+            raise BadRequestError(
+                f"the request timeout must lie in [{MIN_TIMEOUT_S:g}, {MAX_TIMEOUT_S:g}] seconds; got {timeout_s}"
+            )
         return time.monotonic() + timeout_s
 
     def keypoint_threshold(self, options: PoseOptions) -> float:

@@ -243,6 +243,19 @@ def test_forty_fifty_megapixel_pngs_with_a_two_second_deadline_answer_within_thr
     assert peak_rss(server) - base < BUDGET + 300 * 1024**2, "decoded pixels stay within the budget"
 
 
+def test_a_deadline_shorter_than_the_work_is_504_and_its_crops_never_run(server: Server) -> None:
+    settle(server)
+    ran = metric(server, r'pose_items_total\{model="pose"\}')
+    start = time.monotonic()
+    response = httpx.post(server.url + "/v1/pose", params={"boxes": FOUR_BOXES}, content=SCENE,
+                          headers={**PNG, "X-Request-Timeout": "0.2"}, timeout=30)  # 4 crops: about 0.4 s  # fmt: skip
+    assert response.status_code == 504
+    assert error_code(response) == "deadline_exceeded"
+    assert time.monotonic() - start < 0.2 + 1
+    settle(server)
+    assert metric(server, r'pose_items_total\{model="pose"\}') - ran <= 4, "only a batch already running may finish"
+
+
 # -- row 6: a million boxes ------------------------------------------------------------------------------------------
 
 
