@@ -9,7 +9,9 @@ What happens before a request reaches the app, where slow clients and malformed 
 - **a body that goes on dripping after the answer** (the request was refused before its
   body was read) is cut ``POSE_HTTP_BODY_TIMEOUT_S`` after the headers;
 - **malformed requests** (bad request line, header or framing, a URL over the parser's
-  limit) get 400 ``bad_request`` as JSON instead of uvicorn's plain text.
+  limit) get 400 ``bad_request`` as JSON instead of uvicorn's plain text;
+- **a request head over** ``MAX_HEAD_BYTES`` (the parser has no limit of its own on
+  headers) gets 431 ``too_large`` and the connection is closed.
 
 Idle keep-alive connections are closed by uvicorn itself (``POSE_HTTP_KEEPALIVE_TIMEOUT_S``).
 """
@@ -23,7 +25,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.api.errors import error_json
 from service.config import Settings
-from service.errors import BadRequestError, RequestTimeoutError
+from service.errors import BadRequestError, PayloadTooLargeError, RequestTimeoutError
+
+MAX_HEAD_BYTES = 1024 * 1024  # request line and headers; counted per read, so a read's body bytes may count too
+LINGER_S = 2.0  # after an error answer: bytes still arriving are read and dropped this long, then the socket closes
 
 
 class TimedHttpProtocol(HttpToolsProtocol):
@@ -35,16 +40,30 @@ class TimedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._timer: asyncio.TimerHandle | None = None
-        self._in_request = False  # bytes of a request's head have arrived
+        self._in_request = False  # bytes of a request's head have arrived, not yet all of it
+        self._head_bytes = 0
+        self._lingering = False
         self._arm(self.header_timeout_s, self._headers_too_slow)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
+        super().data_received(data)
+        if self._in_request:  # the head is still incomplete after these bytes
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._disarm()
+                message = f"the request line and headers exceed {MAX_HEAD_BYTES} bytes"
+                self._answer_and_close(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, PayloadTooLargeError.code, message)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_request = True
+        self._head_bytes = 0
         self._arm(self.header_timeout_s, self._headers_too_slow)
 
     def on_headers_complete(self) -> None:
@@ -82,7 +101,12 @@ class TimedHttpProtocol(HttpToolsProtocol):
         head += [b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(body),
                  b"connection: close\r\n\r\n"]  # fmt: skip
         self.transport.write(b"".join(head) + body)
-        self.transport.close()
+        # closing now would reset a connection the client still writes to, and the reset can discard the answer
+        # before the client reads it: read and drop what comes for a while (a "lingering close") instead
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
 
     def _arm(self, seconds: float, callback: object) -> None:
         self._disarm()

@@ -430,6 +430,10 @@ def test_protocol_errors_and_multipart_limits_come_in_the_one_error_shape(server
         sock.sendall(b"POST /v1/pose HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: twelve\r\n\r\n")
         data, _ = read_until_closed(sock)
     assert json_error(data) == (400, "bad_request")
+    with connection(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 2_000_000 + b"\r\n\r\n")
+        data, _ = read_until_closed(sock)
+    assert json_error(data) == (431, "too_large")
     files = [("files", (f"{i}.png", SCENE, "image/png")) for i in range(17)]  # POSE_MAX_BATCH_IMAGES is 16
     response = httpx.post(server.url + "/v1/pose/batch", files=files, timeout=30)
     assert response.status_code == 400
