@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         "from the other models).",
     )
     warmup: bool = Field(True, description="Run every preferred batch size once before /readyz turns ready.")
+    inference_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="Inference threads (model instances, ONNX Runtime pools) run this much nicer than the event loop, "
+        "so admission, refusals and health probes stay fast while inference saturates the CPU; 0 turns it off.",
+    )
     download_timeout_s: float = Field(20.0, gt=0, description="Connect/read timeout of model downloads.")
 
     # request limits

@@ -32,7 +32,9 @@ from service.errors import UnsupportedMediaTypeError as UnsupportedMediaType
 _bearer = HTTPBearer(auto_error=False, description="Needed only when POSE_API_KEYS is set.")
 
 
-def get_requests(request: Request) -> PoseRequests:
+# dependencies are async: FastAPI runs a plain `def` one in its thread pool, a thread hop per request that
+# costs most when the cores are busiest (and refusals must stay fast then)
+async def get_requests(request: Request) -> PoseRequests:
     return request.app.state.requests  # type: ignore[no-any-return]
 
 
@@ -47,7 +49,7 @@ async def authorize(
     requests.authorize(request.headers.get("authorization"))
 
 
-def require_ready(requests: RequestsDep) -> None:
+async def require_ready(requests: RequestsDep) -> None:
     requests.ensure_ready()
 
 

@@ -18,9 +18,12 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
 
@@ -81,7 +84,7 @@ async def serve(settings: Settings) -> int:
     http_task = asyncio.create_task(http.serve(), name="http")
     logger.info("starting: HTTP on %s:%d, gRPC %s, models %s", settings.host, settings.http_port,
                 f"on {settings.host}:{grpc.port}" if grpc else "off", engine.model_names())  # fmt: skip
-    loading = asyncio.create_task(asyncio.to_thread(engine.start), name="load models")
+    loading = asyncio.create_task(_start_engine(engine, settings.inference_nice), name="load models")
     stopping = asyncio.create_task(stop.wait(), name="signal")
     done, _ = await asyncio.wait({loading, stopping, http_task}, return_when=asyncio.FIRST_COMPLETED)
     code = 0
@@ -100,6 +103,23 @@ async def serve(settings: Settings) -> int:
     stopping.cancel()
     requests.close()
     return code
+
+
+async def _start_engine(engine: Engine, nice: int) -> None:
+    """``engine.start`` on a thread of its own, made ``nice`` first.
+
+    The threads started from it (the model instances, ONNX Runtime's thread pools) inherit
+    its priority, so when inference saturates the cores the event loop still gets them
+    first: admission, refusals and health probes stay fast, and inference takes the rest.
+    """
+
+    def start() -> None:
+        if nice:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        engine.start()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="load") as loader:
+        await asyncio.get_running_loop().run_in_executor(loader, start)
 
 
 async def _shutdown(
