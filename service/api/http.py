@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import __version__
 from service.api.errors import error_body, error_response
-from service.api.middleware import BodyLimitMiddleware, ClientMiddleware, ObservabilityMiddleware
+from service.api.middleware import BodyLimitMiddleware, ClientMiddleware, FullGateMiddleware, ObservabilityMiddleware
 from service.api.requests import PoseRequests
 from service.api.routes import api, ops
 from service.config import Settings
@@ -50,6 +50,7 @@ def create_app(requests: PoseRequests) -> FastAPI:
                            allow_headers=["*"], expose_headers=["X-Request-ID"])  # fmt: skip
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ClientMiddleware, body_timeout_s=settings.http_body_timeout_s)
+    app.add_middleware(FullGateMiddleware, requests=requests, paths=frozenset({"/v1/pose", "/v1/pose/batch"}))
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(api)
     app.include_router(ops)

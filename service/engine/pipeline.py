@@ -189,6 +189,15 @@ class Pipeline:
         """The most people (crops) one image may yield: ``max_people`` capped by the service's."""
         return min(max_people or self.max_people, self.max_people)
 
+    def full(self) -> bool:
+        """No pose queue has room for one more crop: no image with a person to pose can be admitted now.
+
+        A cheap hint for refusing under overload before any parsing (an image with zero boxes
+        would still fit: it is refused too).
+        """
+        poses = [m for m in self.models.values() if m.task is Task.POSE]
+        return bool(poses) and self.room.full(poses)  # none loaded yet: not full, not ready
+
     def reserve(self, options: EstimateOptions) -> Reservation:
         """Reserve the queue room one image with ``options`` may need (see ``room.py``).
 

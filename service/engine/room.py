@@ -30,6 +30,10 @@ class QueueRoom:
     def reserved(self, model: str) -> int:
         return self._reserved[model]
 
+    def full(self, models: Iterable[ServedModel]) -> bool:
+        """Whether none of ``models`` has room for one more item (read without the lock: a hint)."""
+        return all(self._reserved[m.name] >= m.batcher.policy.max_queue_size for m in models)
+
     def reserve(self, needs: Iterable[tuple[ServedModel, int]]) -> Reservation:
         """Reserve ``items`` in each model's queue, all or none.
 
