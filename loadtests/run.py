@@ -132,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"models: synthetic {POSE} + {detector}", flush=True)
     if args.queue_size:
         repository = repository_with_queue(repository, out / "repository", args.queue_size)
+    # a queue smaller than POSE_MAX_PEOPLE refuses to start (it could not hold one image's crops): cap the people
+    # at what the locustfile asks for
+    people = {"POSE_MAX_PEOPLE": os.environ.get("LOADTEST_MAX_PEOPLE", "6")} if args.queue_size else {}
     server = start_server(repository, out / "server.log", timeout=180, POSE_LOG_LEVEL="WARNING", POSE_MODEL=POSE,
-                          POSE_DETECTOR="rtmdet-nano")  # fmt: skip
+                          POSE_DETECTOR="rtmdet-nano", **people)  # fmt: skip
     try:
         env = {**os.environ, "LOADTEST_IMAGES": str(out / "images"), "LOADTEST_GRPC_TARGET": str(server.grpc_target),
                "LOADTEST_SHEDDING": "1" if args.shedding else "0"}  # fmt: skip
