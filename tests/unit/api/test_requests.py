@@ -60,9 +60,9 @@ def test_readiness_follows_the_engine(requests: PoseRequests) -> None:
     assert not requests.engine.state.ready
 
 
-@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan"), float("inf"), 3601.0])
+@pytest.mark.parametrize("timeout", [0.0, -1.0, 0.009, float("nan"), float("inf"), 3601.0])
 def test_deadline_bounds(requests: PoseRequests, timeout: float) -> None:
-    with pytest.raises(BadRequestError, match=r"\(0, 3600\]"):
+    with pytest.raises(BadRequestError, match=r"\[0.01, 3600\]"):
         requests.deadline(timeout)
 
 
@@ -115,5 +115,5 @@ def test_image_errors_become_pose_errors(requests: PoseRequests, image: object, 
 def test_a_deadline_that_passes_while_decoding(requests: PoseRequests) -> None:
     requests.engine.start()
     ok, png = cv2.imencode(".png", SCENE)
-    with pytest.raises(DeadlineExceededError, match="decoding"):
+    with pytest.raises(DeadlineExceededError, match="deadline passed while (reading the image header|decoding)"):
         asyncio.run(requests.estimate(EncodedImage(png.tobytes()), PoseOptions(), deadline=time.monotonic()))

@@ -26,6 +26,7 @@ from service.vision.image import (
     InvalidImageError,
     UnsupportedImageTypeError,
     decode_image,
+    probe_image,
     sniff_image_format,
 )
 
@@ -317,3 +318,18 @@ def test_fuzz_mutated_images_never_raise_untyped(seed: str, cut: int, flips: lis
 def test_fuzz_random_bytes_never_raise_untyped(data: bytes) -> None:
     with pytest.raises(ImageError):
         decode_image(data, max_pixels=LIMIT)
+
+
+def test_a_jpeg_whose_header_claims_more_than_its_data_holds_is_invalid_and_prints_nothing(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    ok, data = cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))
+    assert ok
+    patched = bytearray(data.tobytes())
+    sof = patched.find(b"\xff\xc0")
+    patched[sof + 5 : sof + 9] = (7071).to_bytes(2, "big") * 2  # 8x8 data, a 7071x7071 frame header
+    probe = probe_image(bytes(patched), max_pixels=50_000_000)
+    assert (probe.width, probe.height, probe.decode_bytes) == (7071, 7071, 7071 * 7071 * 7)
+    with pytest.raises(InvalidImageError, match="premature end of data segment"):
+        decode_image(bytes(patched), max_pixels=50_000_000)
+    assert capfd.readouterr() == ("", ""), "libjpeg's warning is an error, never a line on stderr"
