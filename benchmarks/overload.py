@@ -25,7 +25,6 @@ import asyncio
 import json
 import logging
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -164,23 +163,11 @@ async def drive(url: str, images: list[list[bytes]], seconds: float, backoff: bo
     return run
 
 
-PROBE = """
-import json, sys, time, httpx
-latencies = []
-with httpx.Client(base_url=sys.argv[1], timeout=30) as client:
-    end = time.monotonic() + float(sys.argv[2])
-    while time.monotonic() < end:
-        start = time.perf_counter()
-        client.get("/healthz")
-        latencies.append(time.perf_counter() - start)
-        time.sleep(0.05)
-print(json.dumps(latencies))
-"""
-
-
 def heavy_run(url: str, images: list[list[bytes]], seconds: float, backoff: bool) -> tuple[Run, list[float]]:
     """The 200-client run, with /healthz probed from another process meanwhile (the server loop's own lag)."""
-    probe = subprocess.Popen([sys.executable, "-c", PROBE, url, str(seconds + 2)], stdout=subprocess.PIPE)
+    from tests.integration.server import healthz_probe
+
+    probe = healthz_probe(url, seconds + 2, interval_s=0.05)
     run = asyncio.run(drive(url, images, seconds, backoff))
     out, _ = probe.communicate(timeout=120)
     return run, json.loads(out)

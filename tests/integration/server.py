@@ -16,6 +16,29 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_HEALTHZ_PROBE = """
+import json, sys, time, httpx
+latencies = []
+with httpx.Client(base_url=sys.argv[1], timeout=30) as client:
+    end = time.monotonic() + float(sys.argv[2])
+    while time.monotonic() < end:
+        start = time.perf_counter()
+        assert client.get("/healthz").status_code == 200
+        latencies.append(time.perf_counter() - start)
+        time.sleep(float(sys.argv[3]))
+print(json.dumps(latencies))
+"""
+
+
+def healthz_probe(url: str, seconds: float, interval_s: float = 0.01) -> subprocess.Popen[bytes]:
+    """/healthz latencies for ``seconds`` from a process of its own (a thread would share the caller's GIL).
+
+    ``json.loads(probe.communicate()[0])`` is the list of seconds.
+    """
+    command = [sys.executable, "-c", _HEALTHZ_PROBE, url, str(seconds), str(interval_s)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

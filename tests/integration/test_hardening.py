@@ -14,8 +14,6 @@ import json
 import re
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +24,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.server import Server, start_server
+from tests.integration.server import Server, healthz_probe, start_server
+from tests.integration.test_grpc_operations import metric
 from tests.integration.test_http import PNG, SCENE, error_code, jpeg, png, scene
 from tests.oracles import BANDS, POSE_FIELDS, install_detector_oracle, install_model, slow_pose_oracle
 
@@ -54,14 +53,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )  # fmt: skip
     yield running
     running.stop()
-
-
-def metric(server: Server, pattern: str) -> float:
-    total = 0.0
-    for line in httpx.get(server.url + "/metrics", timeout=10).text.splitlines():
-        if re.match(pattern, line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def answered(server: Server, code: str) -> float:
@@ -259,20 +250,6 @@ def test_a_deadline_shorter_than_the_work_is_504_and_its_crops_never_run(server:
 # -- row 6: a million boxes ------------------------------------------------------------------------------------------
 
 
-PROBE = """
-import json, sys, time, httpx
-latencies = []
-with httpx.Client(base_url=sys.argv[1], timeout=10) as client:
-    end = time.monotonic() + float(sys.argv[2])
-    while time.monotonic() < end:
-        start = time.perf_counter()
-        assert client.get("/healthz").status_code == 200
-        latencies.append(time.perf_counter() - start)
-        time.sleep(0.01)
-print(json.dumps(latencies))
-"""
-
-
 def test_a_million_boxes_are_refused_without_stalling_the_event_loop(server: Server) -> None:
     settle(server)
     body = b'{"image": "%s", "boxes": [%s]}' % (base64.b64encode(SCENE), b",".join([b"[1,2,3,4]"] * 1_000_000))
@@ -286,9 +263,8 @@ def test_a_million_boxes_are_refused_without_stalling_the_event_loop(server: Ser
                 response = http.post("/v1/pose", content=body, headers={"Content-Type": "application/json"})
                 codes.append((response.status_code, error_code(response)))
 
-    def probe(seconds: float) -> list[float]:  # from another process: this one's threads would share its GIL
-        done = subprocess.run([sys.executable, "-c", PROBE, server.url, str(seconds)], capture_output=True, check=True)
-        return json.loads(done.stdout)
+    def probe(seconds: float) -> list[float]:
+        return json.loads(healthz_probe(server.url, seconds).communicate(timeout=60)[0])
 
     quiet = np.percentile(probe(1.5), 99)  # what the machine gives without the bodies (it is shared, and noisy)
     clients = [threading.Thread(target=client) for _ in range(2)]
