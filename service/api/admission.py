@@ -21,6 +21,7 @@ from service.config import Settings
 from service.engine.pipeline import EstimateOptions, Pipeline
 from service.engine.results import PoseResult
 from service.engine.room import Reservation
+from service.engine.served import ServedModel
 from service.errors import (
     BadImageError,
     DeadlineExceededError,
@@ -135,6 +136,11 @@ class Admission:
             metrics.REJECTED.labels("admission").inc()
             raise
 
+    def trim(self, model: ServedModel, items: int) -> None:
+        """One image's work needs at most ``items`` of ``model``'s queue after all: the rest goes back at once."""
+        if len(self._reservations) == 1:
+            self._reservations[0].trim(model.name, items)
+
     def widen(self, options: EstimateOptions, count: int) -> int:
         """Try to hold room for up to ``count`` more images at once, without waiting; returns how many."""
         pipeline = self._pipeline
@@ -207,7 +213,10 @@ class Admission:
         if time.monotonic() >= self.deadline:
             raise DeadlineExceededError("request deadline passed while decoding the image")
         pipeline = self._pipeline
-        result = await pipeline.estimate(decoded, options.estimate_options(), deadline=self.deadline)
+        # one image on one reservation: it shrinks to the crops found (a widened batch keeps its room)
+        reservation = self._reservations[0] if len(self._reservations) == 1 else None
+        result = await pipeline.estimate(decoded, options.estimate_options(), deadline=self.deadline,
+                                         reservation=reservation)  # fmt: skip
         result.timing_ms["decode"] = decode_ms
         result.timing_ms["total"] = (time.perf_counter() - self.started) * 1000
         return Estimate(decoded, result, keypoint_threshold(options, self._settings))

@@ -50,7 +50,6 @@ from service.errors import (
     ShuttingDownError,
     UnauthorizedError,
 )
-from service.vision.image import DecodedImage
 
 __all__ = ["MAX_TIMEOUT_S", "MIN_TIMEOUT_S", "Admission", "EncodedImage", "Estimate", "ImageInput", "PoseRequests",
            "RawPixels", "image_error"]  # fmt: skip
@@ -189,21 +188,6 @@ class PoseRequests:
         return len(running)
 
     # -- one-shot work -------------------------------------------------------------------------------------------
-
-    async def decode(
-        self, image: ImageInput, *, deadline: float | None = None, full_size: bool = False
-    ) -> DecodedImage:
-        """Decode one image within the decode budget, outside any admission (stream frames: streams bound them).
-
-        The budget is held while decoding only. Raises as :meth:`Admission.decode`.
-        """
-        pipeline = self.engine.pipeline
-        admission = Admission(pipeline, self.budget, self._decoders, self.settings, pipeline.room.reserve([]),
-                              deadline=deadline or self.deadline(None), started=None)  # fmt: skip
-        try:
-            return await admission.decode(image, full_size=full_size)
-        finally:
-            admission.close()
 
     async def estimate(
         self,

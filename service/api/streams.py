@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service import metrics
 from service.api.options import PoseOptions
-from service.api.requests import ImageInput, PoseRequests
+from service.api.requests import Admission, ImageInput, PoseRequests
+from service.engine.pipeline import EstimateOptions
 from service.engine.results import PoseResult
 from service.engine.smoothing import OneEuroFilter, OneEuroParams
 from service.engine.tracker import Tracker, TrackerParams
@@ -110,6 +111,9 @@ class StreamSession:
         self.tracker = Tracker(params.tracker(), self.pose.model.config.num_keypoints)
         self.max_boxes = min(params.options.max_people or requests.settings.max_people, requests.settings.max_people)
         self.keypoint_threshold = requests.keypoint_threshold(params.options)
+        # each frame is admitted for the worst case (the detector, max_boxes crops), trimmed once planned
+        self._admission_options = EstimateOptions(model=self.pose.name, detector=self.detector.name,
+                                                  max_people=self.max_boxes)  # fmt: skip
         self._waiting: deque[FrameIn] = deque()
         self._running: set[asyncio.Task[None]] = set()
         self._next_seq = 0  # order of the frames taken in
@@ -216,52 +220,70 @@ class StreamSession:
     # -- one frame -----------------------------------------------------------------------------------------------
 
     async def _process(self, frame: FrameIn, seq: int) -> None:
-        decoded: DecodedImage | PoseError
-        try:
-            if isinstance(frame.image, PoseError):
-                raise frame.image
-            decoded = await self.requests.decode(frame.image)
-        except PoseError as error:
-            decoded = error
-        async with self._turns:
-            await self._turns.wait_for(lambda: self._turn == seq)
-        try:
-            out = await self._track(frame, decoded)
-        finally:
-            async with self._turns:
-                self._turn += 1
-                self._turns.notify_all()
-        self._emit(out)
-        metrics.STREAM_FRAME_LATENCY.observe(time.monotonic() - frame.arrived)
+        """One frame: admitted and decoded as soon as it is taken, tracked in its turn, answered in order.
 
-    async def _track(self, frame: FrameIn, image: DecodedImage | PoseError) -> FrameOut:
-        """Detect (when due), pose the planned boxes, update the tracks: this frame's answer."""
-        if isinstance(image, PoseError):
-            return FrameOut(frame.frame_id, error=image)
-        pipeline = self.requests.engine.pipeline
-        options = self.params.options
+        Each frame is a unit of work of the request layer (queue room for one image,
+        the decode budget, its deadline, shutdown); a refusal (``queue_full``) or a bad
+        image is this frame's answer.
+        """
         deadline = frame.arrived + self.requests.settings.request_timeout_s
         if self.deadline is not None:
             deadline = min(deadline, self.deadline)
+        out: FrameOut | None = None
+        try:
+            async with self.requests.admit(self._admission_options, deadline=deadline) as admission:
+                image = frame.image
+                if isinstance(image, PoseError):
+                    raise image
+                decoded = await admission.decode(image)
+                async with self._turn_of(seq):
+                    out = await self._track(frame, decoded, admission)
+                    self._emit(out)
+        except PoseError as error:
+            if out is None:
+                async with self._turn_of(seq):
+                    self._emit(FrameOut(frame.frame_id, error=error))
+        metrics.STREAM_FRAME_LATENCY.observe(time.monotonic() - frame.arrived)
+
+    @asynccontextmanager
+    async def _turn_of(self, seq: int) -> AsyncIterator[None]:
+        """Frame ``seq``'s turn: tracking and answers go one frame at a time, in frame order."""
+        async with self._turns:
+            await self._turns.wait_for(lambda: self._turn == seq)
+        try:
+            yield
+        finally:
+            async with self._turns:
+                self._turn = max(self._turn, seq + 1)
+                self._turns.notify_all()
+
+    async def _track(self, frame: FrameIn, image: DecodedImage, admission: Admission) -> FrameOut:
+        """Detect (when due), pose the planned boxes, update the tracks: this frame's answer."""
+        pipeline = self.requests.engine.pipeline
+        options = self.params.options
+        deadline = admission.deadline
         detected = False
         try:
-            with pipeline.admit():
-                if self.tracker.needs_detection(image.width, image.height):
-                    detected = True
-                    with pipeline.detection_window():
-                        found = await pipeline.detect(image, detector=self.detector, deadline=deadline,
-                                                      bbox_threshold=options.bbox_threshold,
-                                                      max_people=self.max_boxes)  # fmt: skip
-                        plan = self.tracker.plan(image.width, image.height, (found.boxes, found.scores),
-                                                 max_boxes=self.max_boxes)  # fmt: skip
-                        pending = pipeline.queue_poses(image, plan.boxes, plan.scores, model=self.pose,
-                                                       flip_test=options.flip_test, deadline=deadline)  # fmt: skip
-                    metrics.STREAM_FRAMES_DETECTED.inc()
-                else:
-                    plan = self.tracker.plan(image.width, image.height, None, max_boxes=self.max_boxes)
+            if self.tracker.needs_detection(image.width, image.height):
+                detected = True
+                with pipeline.detection_window():
+                    found = await pipeline.detect(image, detector=self.detector, deadline=deadline,
+                                                  bbox_threshold=options.bbox_threshold,
+                                                  max_people=self.max_boxes)  # fmt: skip
+                    plan = self.tracker.plan(image.width, image.height, (found.boxes, found.scores),
+                                             max_boxes=self.max_boxes)  # fmt: skip
+                    admission.trim(self.detector, 0)
+                    admission.trim(self.pose, len(plan.boxes))
                     pending = pipeline.queue_poses(image, plan.boxes, plan.scores, model=self.pose,
                                                    flip_test=options.flip_test, deadline=deadline)  # fmt: skip
-                result = await pending.result(detector=self.detector if plan.detect else None)
+                metrics.STREAM_FRAMES_DETECTED.inc()
+            else:
+                plan = self.tracker.plan(image.width, image.height, None, max_boxes=self.max_boxes)
+                admission.trim(self.detector, 0)
+                admission.trim(self.pose, len(plan.boxes))
+                pending = pipeline.queue_poses(image, plan.boxes, plan.scores, model=self.pose,
+                                               flip_test=options.flip_test, deadline=deadline)  # fmt: skip
+            result = await pending.result(detector=self.detector if plan.detect else None)
         except PoseError as error:
             return FrameOut(frame.frame_id, error=error, detected=detected)
         update = self.tracker.update(plan, result.keypoints, result.scores)

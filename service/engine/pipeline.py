@@ -330,7 +330,9 @@ class Pipeline:
         pending = self.queue_poses(image, boxes, box_scores, model=model, flip_test=flip_test, deadline=deadline)
         return await pending.result()
 
-    async def estimate(self, image: DecodedImage, options: EstimateOptions, *, deadline: float) -> PoseResult:
+    async def estimate(
+        self, image: DecodedImage, options: EstimateOptions, *, deadline: float, reservation: Reservation | None = None
+    ) -> PoseResult:
         """One request: detect (unless boxes are given), then every person's keypoints.
 
         Client boxes are checked (inside the image, at most ``max_people``), not clipped.
@@ -339,6 +341,9 @@ class Pipeline:
             image: the decoded image; ``image.scale`` maps its pixels back to the original's.
             options: per-request options.
             deadline: ``time.monotonic()`` after which the request fails with DeadlineExceededError.
+            reservation: the request's queue room (:meth:`reserve`); once the detector has
+                answered it shrinks to the crops really found, so the room reserved for the
+                worst case (``max_people``) goes back to admission at once.
         """
         with self.admit():
             pose, detector = self.resolve(options)
@@ -352,6 +357,9 @@ class Pipeline:
                 found = await self.detect(image, detector=detector, bbox_threshold=options.bbox_threshold,
                                           max_people=options.max_people, deadline=deadline)  # fmt: skip
                 detect_ms = (time.perf_counter() - start) * 1000
+                if reservation is not None:
+                    reservation.trim(detector.name, 0)
+                    reservation.trim(pose.name, len(found.boxes))
                 pending = self.queue_poses(image, found.boxes, found.scores, model=pose,
                                            flip_test=options.flip_test, deadline=deadline)  # fmt: skip
             result = await pending.result(detector=detector)

@@ -71,3 +71,10 @@ class Reservation:
         items, self.items = self.items, Counter()
         if items:
             self._room._release(items)
+
+    def trim(self, model: str, items: int) -> None:
+        """Hold at most ``items`` of ``model``'s queue from now on (what the work turned out to need)."""
+        surplus = self.items[model] - max(0, items)
+        if surplus > 0:
+            self.items[model] -= surplus
+            self._room._release(Counter({model: surplus}))

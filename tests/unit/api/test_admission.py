@@ -10,7 +10,7 @@ import cv2
 import pytest
 
 from service.api.budget import DecodeBudget, budget_bytes, image_bytes
-from service.api.options import boxes_in_text, check_box_count
+from service.api.options import PoseOptions, boxes_in_text, check_box_count
 from service.api.requests import EncodedImage, PoseRequests
 from service.config import Settings
 from service.engine.engine import Engine
@@ -132,3 +132,24 @@ def test_box_lists_are_bounded_before_parsing() -> None:
         check_box_count(boxes_in_text(("[" * 2000).count("[")))
     with pytest.raises(InvalidOptionsError):
         check_box_count(1001)  # gRPC: the list's length
+
+
+def test_room_shrinks_to_the_crops_found_once_the_detector_has_answered(requests: PoseRequests) -> None:
+    """Admission reserves the worst case (max_people crops); after detection only what was found stays held."""
+    room = requests.engine.pipeline.room
+    ok, png = cv2.imencode(".png", SCENE)  # one person
+    held: list[int] = []
+
+    async def scenario() -> None:
+        async with requests.admit(deadline=far()) as admission:
+            assert room.reserved("pose") == 4  # max_people
+            assert room.reserved("det") == 1
+            done = await admission.estimate(EncodedImage(png.tobytes()), PoseOptions())
+            assert len(done.result.boxes) == 1
+            held.extend([room.reserved("pose"), room.reserved("det")])
+            async with requests.admit(deadline=far()):  # room for another worst case: 1 + 4 <= 8
+                pass
+
+    asyncio.run(scenario())
+    assert held == [1, 0]
+    assert room.reserved("pose") == room.reserved("det") == 0

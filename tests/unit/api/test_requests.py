@@ -108,8 +108,14 @@ def test_raw_bgr_raw_rgb_and_encoded_give_the_same_answer(requests: PoseRequests
     ],
 )
 def test_image_errors_become_pose_errors(requests: PoseRequests, image: object, error: type) -> None:
+    requests.engine.start()
+
+    async def decode() -> None:
+        async with requests.admit(deadline=requests.deadline(None)) as admission:
+            await admission.decode(image)  # type: ignore[arg-type]
+
     with pytest.raises(error):
-        asyncio.run(requests.decode(image))  # type: ignore[arg-type]
+        asyncio.run(decode())
 
 
 def test_a_deadline_that_passes_while_decoding(requests: PoseRequests) -> None:
