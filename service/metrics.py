@@ -51,8 +51,9 @@ DECODE_BYTES_IN_FLIGHT = Gauge(
 )
 MODEL_INFO = Gauge(
     "pose_model_info",
-    "1 per served model; labels say its version, weights (official|synthetic|custom), provider and device fallback.",
-    ["model", "version", "weights", "provider", "fallback"],
+    "1 per served model; labels say its version, weights (official|synthetic|custom), provider, whether the device "
+    "or precision fell back, backend (onnxruntime|openvino) and the precision that runs (fp32|bf16|fp16).",
+    ["model", "version", "weights", "provider", "fallback", "backend", "precision"],
 )
 # one stream frame, arrival to answer: 5 ms (tiny frame, idle) .. 10 s (deep overload)
 FRAME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
