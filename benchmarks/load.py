@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
+import numpy as np
 
 from benchmarks.stats import Rate, summarize
 from service.engine.engine import Engine
@@ -154,3 +156,48 @@ def stream_rate(
     notes = f"{people / max(1, len(latencies)):.2f} people/frame, {dropped} dropped, JPEG decode included"
     return summarize(f"gRPC Stream x{streams}, det_interval {det_interval}", latencies, wall, len(latencies),
                      "frames/s", notes)  # fmt: skip
+
+
+def pose_on_boxes_rate(
+    engine: Engine, images: list[DecodedImage], boxes: list[np.ndarray], concurrency: int, seconds: float, label: str
+) -> Rate:
+    """crops/s of the pose model alone: each request brings its image's boxes (the detector is skipped)."""
+    work = list(zip(images, boxes, strict=True))
+
+    async def call(item: tuple[DecodedImage, np.ndarray]) -> int:
+        image, given = item
+        result = await engine.pipeline.estimate(image, EstimateOptions(boxes=given), deadline=time.monotonic() + 60)
+        return len(result.boxes)
+
+    async def run() -> tuple[list[float], float, int]:
+        await _drive(call, work, concurrency, min(2.0, seconds))
+        return await _drive(call, work, concurrency, seconds)
+
+    latencies, wall, crops = asyncio.run(run())
+    return summarize(f"pose on given boxes, in process, {label}, c{concurrency}", latencies, wall, crops, "crops/s",
+                     f"{crops / max(1, len(latencies)):.2f} boxes/image, decoded images")  # fmt: skip
+
+
+def http_boxes_rate(
+    url: str, jpegs: list[bytes], boxes: list[np.ndarray], concurrency: int, seconds: float, label: str
+) -> Rate:
+    """crops/s over HTTP when every request brings its boxes: POST /v1/pose?boxes=[[...]] with the JPEG bytes."""
+    work = [(jpeg, json.dumps(np.round(b, 2).tolist())) for jpeg, b in zip(jpegs, boxes, strict=True)]
+
+    async def run() -> tuple[list[float], float, int]:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+            async def call(item: tuple[bytes, str]) -> int:
+                data, given = item
+                response = await client.post("/v1/pose", params={"boxes": given}, content=data,
+                                             headers={"Content-Type": "image/jpeg"})  # fmt: skip
+                response.raise_for_status()
+                return len(response.json()["people"])
+
+            await _drive(call, work, concurrency, min(2.0, seconds))
+            return await _drive(call, work, concurrency, seconds)
+
+    latencies, wall, crops = asyncio.run(run())
+    return summarize(f"pose on given boxes, HTTP, {label}, c{concurrency}", latencies, wall, crops, "crops/s",
+                     f"{crops / max(1, len(latencies)):.2f} boxes/image, JPEG decode included")  # fmt: skip

@@ -33,6 +33,10 @@ _READ_BACK = {ov.Type.f32: Precision.FP32, ov.Type.bf16: Precision.BF16, ov.Type
 _CAPABILITY = {Precision.BF16: "BF16", Precision.FP16: "FP16"}
 _NEEDS = {Precision.BF16: "AVX512-BF16 or AMX", Precision.FP16: "AMX-FP16"}
 PROVIDER = "OpenVINO:CPU"
+CPU_CONFIG: dict[str, object] = {
+    "PERFORMANCE_HINT": "LATENCY",  # one stream: each instance runs one batch at a time
+    "NUM_STREAMS": 1,
+}
 
 
 @cache
@@ -118,12 +122,7 @@ def create_session(
     model = core().read_model(str(path))
     if input_size is not None:
         _fix_spatial_size(model, input_size)
-    config = {
-        "INFERENCE_PRECISION_HINT": _HINTS[chosen],
-        "INFERENCE_NUM_THREADS": threads,
-        "PERFORMANCE_HINT": "LATENCY",  # one stream: each instance runs one batch at a time
-        "NUM_STREAMS": 1,
-    }
+    config = {**CPU_CONFIG, "INFERENCE_PRECISION_HINT": _HINTS[chosen], "INFERENCE_NUM_THREADS": threads}
     compiled = core().compile_model(model, "CPU", config)
     really = _READ_BACK.get(compiled.get_property("INFERENCE_PRECISION_HINT"))
     if really is not chosen:  # never run something other than what is reported
