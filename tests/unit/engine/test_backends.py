@@ -16,7 +16,14 @@ from service.devices import Backend, Precision, parse_device
 from service.engine.engine import Engine
 from service.engine.openvino_backend import PROVIDER, choose_precision, cpu_precisions
 from service.engine.session import CPU, TENSORRT, BackendUnavailableError, create_session, open_session
-from tests.oracles import BANDS, install_detector_oracle, install_pose_oracle
+from tests.oracles import (
+    BANDS,
+    POSE_FIELDS,
+    install_detector_oracle,
+    install_model,
+    install_pose_oracle,
+    pose_oracle,
+)
 
 HAS_BF16 = Precision.BF16 in cpu_precisions()
 HAS_FP16 = Precision.FP16 in cpu_precisions()
@@ -77,6 +84,20 @@ def test_openvino_fp32_reports_itself_and_answers_as_onnxruntime(pose_onnx: Path
             assert g.shape == w.shape
             np.testing.assert_allclose(g, w, rtol=0, atol=1e-5)
         assert [o.shape for o in session.run(None, {"input": x})] == [(batch, 17, 384), (batch, 17, 512)]
+
+
+def test_openvino_keeps_a_static_batch_and_fixes_a_dynamic_input_size(tmp_path: Path) -> None:
+    model = pose_oracle((192, 256), [0] * 17)
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 2
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "height"  # H and W left open in the export
+    model.graph.input[0].type.tensor_type.shape.dim[3].dim_param = "width"
+    install_model(tmp_path, "pose", model, **POSE_FIELDS)
+    session, _ = _open(tmp_path / "pose" / "1" / "model.onnx", Backend.OPENVINO, Precision.FP32)
+    (port,) = session.compiled.inputs
+    assert port.get_partial_shape().to_string() == "[2,3,256,192]"
+    x = np.random.default_rng(0).standard_normal((2, 3, 256, 192)).astype(np.float32)
+    assert session.run(["simcc_x"], {"input": x})[0].shape == (2, 17, 384)
 
 
 def test_openvino_outputs_are_the_callers_own(pose_onnx: Path) -> None:
