@@ -129,7 +129,7 @@ def run(inputs: Inputs, concurrency: int, with_http: bool) -> tuple[list[Rate], 
                 boxes = given_boxes(engine, inputs.images, inputs.max_people)
             if variant != ORT_FP32:  # (the ONNX Runtime pipeline rows are bench.py's)
                 rate = load.pipeline_rate(engine, inputs.images, concurrency, inputs.seconds, inputs.max_people)
-                rows.append(dataclasses.replace(rate, name=f"{rate.name}, {variant.label}"))
+                rows.append(dataclasses.replace(rate, name=f"pipeline in process, c{concurrency}, {variant.label}"))
             on_boxes[variant] = load.pose_on_boxes_rate(engine, inputs.images, boxes, concurrency, inputs.seconds,
                                                         variant.label)  # fmt: skip
             rows.append(on_boxes[variant])
@@ -141,7 +141,7 @@ def run(inputs: Inputs, concurrency: int, with_http: bool) -> tuple[list[Rate], 
     common = (inputs.det_path, inputs.pose_path, inputs.paths, inputs.seconds, inputs.max_people)
     rtmlib_rows: dict[str, Rate] = {}
     for backend in ("onnxruntime", "openvino"):
-        found = _rtmlib(f"rtmlib pose on given boxes, {backend}", rtmlib_env.run(*common, "--backend", backend,
+        found = _rtmlib(f"rtmlib pose on boxes, {backend}", rtmlib_env.run(*common, "--backend", backend,
                         "--boxes", str(boxes_file)), True, "one crop per call, JPEG decode included")  # fmt: skip
         if found:
             rtmlib_rows[backend] = found[0]

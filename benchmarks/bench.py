@@ -117,9 +117,9 @@ def service_rates(
 
 
 def table(rows: list[Rate]) -> str:
-    lines = [f"{'configuration':46} {'rate':>9} {'unit':9} {'p50 ms':>8} {'p99 ms':>8}  notes"]
+    lines = [f"{'configuration':48} {'rate':>9} {'unit':9} {'p50 ms':>8} {'p99 ms':>8}  notes"]
     for r in rows:
-        lines.append(f"{r.name:46} {r.items_per_s:9.2f} {r.unit:9} {r.p50_ms:8.1f} {r.p99_ms:8.1f}  {r.notes}")
+        lines.append(f"{r.name:48} {r.items_per_s:9.2f} {r.unit:9} {r.p50_ms:8.1f} {r.p99_ms:8.1f}  {r.notes}")
     return "\n".join(lines)
 
 

@@ -174,7 +174,7 @@ def pose_on_boxes_rate(
         return await _drive(call, work, concurrency, seconds)
 
     latencies, wall, crops = asyncio.run(run())
-    return summarize(f"pose on given boxes, in process, {label}, c{concurrency}", latencies, wall, crops, "crops/s",
+    return summarize(f"pose on boxes in process, {label}, c{concurrency}", latencies, wall, crops, "crops/s",
                      f"{crops / max(1, len(latencies)):.2f} boxes/image, decoded images")  # fmt: skip
 
 
@@ -199,5 +199,5 @@ def http_boxes_rate(
             return await _drive(call, work, concurrency, seconds)
 
     latencies, wall, crops = asyncio.run(run())
-    return summarize(f"pose on given boxes, HTTP, {label}, c{concurrency}", latencies, wall, crops, "crops/s",
+    return summarize(f"pose on boxes over HTTP, {label}, c{concurrency}", latencies, wall, crops, "crops/s",
                      f"{crops / max(1, len(latencies)):.2f} boxes/image, JPEG decode included")  # fmt: skip
