@@ -9,16 +9,22 @@ On the same model files, images and person boxes:
 - rtmlib pose-only on the same boxes (JPEG decode included) with ``backend="onnxruntime"`` and
   ``"openvino"`` (rtmlib compiles with OpenVINO's defaults: bf16 where the CPU has it), and
   rtmlib's RTMDet + RTMPose loop on OpenVINO.
+
+The rows whose ratios are the targets (pose on boxes in process, over HTTP, rtmlib) are
+measured in turns: every configuration for a slice, then the next, three rounds, so a
+load that drifts (other processes on the same cores) weighs on each of them alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,12 +92,8 @@ def given_boxes(engine: Engine, images: list[DecodedImage], max_people: int) -> 
     return [asyncio.run(detect(image)) for image in images]
 
 
-def _rtmlib(name: str, data: dict | None, unit_crops: bool, notes: str) -> list[Rate]:
-    if data is None:
-        return []
-    items = data["crops"] if unit_crops else data["images"]
-    return [summarize(name, data["latencies_s"], data["wall_s"], items, "crops/s" if unit_crops else "images/s",
-                      notes)]  # fmt: skip
+def _rtmlib_samples(data: dict | None) -> load.Samples | None:
+    return None if data is None else (data["latencies_s"], data["wall_s"], data["crops"])
 
 
 @dataclass
@@ -109,80 +111,121 @@ class Inputs:
     threads: int
 
 
-def run(inputs: Inputs, concurrency: int, with_http: bool) -> tuple[list[Rate], dict[str, float]]:
-    """Every backend row at ``concurrency``; the rows and the issue's ratios."""
+def _engine(inputs: Inputs, variant: Variant) -> Engine:
+    settings = Settings(model_repository=inputs.repo_root, model="rtmpose-m", detector="rtmdet-nano",
+                        log_level="WARNING", backend=variant.backend, precision=variant.precision)  # fmt: skip
+    engine = Engine(settings)
+    engine.start()
+    return engine
+
+
+def _in_turns(measure: dict[str, Callable[[float, bool], load.Samples | None]], seconds: float, rounds: int
+              ) -> dict[str, load.Samples]:  # fmt: skip
+    """Each configuration ``rounds`` times for ``seconds / rounds``, in turns: a load that drifts (other
+    processes on the same cores) then weighs on every configuration alike, and their ratios stay fair."""
+    total: dict[str, load.Samples] = {}
+    for turn in range(rounds):
+        for key, fn in measure.items():
+            got = fn(seconds / rounds, turn == 0)
+            if got is not None:
+                total[key] = load.add(total[key], got) if key in total else got
+    return total
+
+
+def run(inputs: Inputs, concurrency: int, with_http: bool, rounds: int = 3) -> tuple[list[Rate], dict[str, float]]:
+    """Every backend row at ``concurrency``; the rows and the issue's ratios.
+
+    The rows that the ratios compare (pose on boxes in process, over HTTP, and rtmlib on the
+    same boxes) are measured in turns, ``rounds`` slices each.
+    """
     variants = [ORT_FP32, *openvino_variants()]
     rows: list[Rate] = []
     for variant in variants[1:]:
         rows += raw_openvino.pose_rates(inputs.pose_path, inputs.pose_size, sorted({1, inputs.max_people, 8, 16, 32}),
                                         inputs.seconds / 2, inputs.threads, variant.precision)  # fmt: skip
 
-    boxes: list[np.ndarray] = []
-    on_boxes: dict[Variant, Rate] = {}
-    for variant in variants:
-        settings = Settings(model_repository=inputs.repo_root, model="rtmpose-m", detector="rtmdet-nano",
-                            log_level="WARNING", backend=variant.backend, precision=variant.precision)  # fmt: skip
-        engine = Engine(settings)
-        engine.start()
-        try:
-            if not boxes:  # from ONNX Runtime fp32: the same boxes for every row
-                boxes = given_boxes(engine, inputs.images, inputs.max_people)
-            if variant != ORT_FP32:  # (the ONNX Runtime pipeline rows are bench.py's)
-                rate = load.pipeline_rate(engine, inputs.images, concurrency, inputs.seconds, inputs.max_people)
-                rows.append(dataclasses.replace(rate, name=f"pipeline in process, c{concurrency}, {variant.label}"))
-            on_boxes[variant] = load.pose_on_boxes_rate(engine, inputs.images, boxes, concurrency, inputs.seconds,
-                                                        variant.label)  # fmt: skip
-            rows.append(on_boxes[variant])
-        finally:
+    engines = {variant: _engine(inputs, variant) for variant in variants}
+    try:
+        # from ONNX Runtime fp32: the same boxes for every row
+        boxes = given_boxes(engines[ORT_FP32], inputs.images, inputs.max_people)
+        for variant in variants[1:]:  # (the ONNX Runtime pipeline rows are bench.py's)
+            rate = load.pipeline_rate(engines[variant], inputs.images, concurrency, inputs.seconds, inputs.max_people)
+            rows.append(dataclasses.replace(rate, name=f"pipeline in process, c{concurrency}, {variant.label}"))
+        measure = {
+            f"in process {v.key}": functools.partial(
+                load.pose_on_boxes_samples, engines[v], inputs.images, boxes, concurrency
+            )  # fmt: skip
+            for v in variants
+        }
+        boxes_file = inputs.repo_root.parent / "boxes.json"
+        boxes_file.write_text(json.dumps([b.tolist() for b in boxes]))
+        common = (inputs.det_path, inputs.pose_path, inputs.paths)
+        for backend in ("onnxruntime", "openvino"):
+            measure[f"rtmlib {backend}"] = lambda seconds, _, backend=backend: _rtmlib_samples(rtmlib_env.run(
+                *common, seconds, inputs.max_people, "--backend", backend, "--boxes", str(boxes_file)))  # fmt: skip
+        samples = _in_turns(measure, inputs.seconds, rounds)
+    finally:
+        for engine in engines.values():
             engine.close(5)
+    loop = rtmlib_env.run(*common, inputs.seconds, inputs.max_people, "--backend", "openvino")
+    if loop:
+        rows.append(summarize("rtmlib RTMDet + RTMPose loop, openvino", loop["latencies_s"], loop["wall_s"],
+                              loop["images"], "images/s", "one crop per call"))  # fmt: skip
 
-    boxes_file = inputs.repo_root.parent / "boxes.json"
-    boxes_file.write_text(json.dumps([b.tolist() for b in boxes]))
-    common = (inputs.det_path, inputs.pose_path, inputs.paths, inputs.seconds, inputs.max_people)
-    rtmlib_rows: dict[str, Rate] = {}
-    for backend in ("onnxruntime", "openvino"):
-        found = _rtmlib(f"rtmlib pose on boxes, {backend}", rtmlib_env.run(*common, "--backend", backend,
-                        "--boxes", str(boxes_file)), True, "one crop per call, JPEG decode included")  # fmt: skip
-        if found:
-            rtmlib_rows[backend] = found[0]
-            rows += found
-    rows += _rtmlib("rtmlib RTMDet + RTMPose loop, openvino", rtmlib_env.run(*common, "--backend", "openvino"), False,
-                    "one crop per call")  # fmt: skip
-
-    http: dict[Variant, Rate] = {}
     if with_http:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from tests.integration.server import start_server
 
         jpegs = [p.read_bytes() for p in inputs.paths]
-        for variant in variants:
-            env = {"POSE_MODEL": "rtmpose-m", "POSE_DETECTOR": "rtmdet-nano", "POSE_LOG_LEVEL": "WARNING",
-                   "POSE_BACKEND": variant.backend.value, "POSE_PRECISION": variant.precision.value}  # fmt: skip
-            server = start_server(inputs.repo_root, inputs.repo_root.parent / f"server-{variant.key}.log", **env)
-            try:
-                http[variant] = load.http_boxes_rate(server.url, jpegs, boxes, concurrency, inputs.seconds,
-                                                     variant.label)  # fmt: skip
-                rows.append(http[variant])
-            finally:
+        servers = {}
+        try:
+            for variant in variants:
+                env = {"POSE_MODEL": "rtmpose-m", "POSE_DETECTOR": "rtmdet-nano", "POSE_LOG_LEVEL": "WARNING",
+                       "POSE_BACKEND": variant.backend.value, "POSE_PRECISION": variant.precision.value}  # fmt: skip
+                log = inputs.repo_root.parent / f"server-{variant.key}.log"
+                servers[variant] = start_server(inputs.repo_root, log, grpc=False, **env)
+            http = {f"HTTP {v.key}": functools.partial(load.http_boxes_samples, servers[v].url, jpegs, boxes,
+                                                       concurrency) for v in variants}  # fmt: skip
+            samples |= _in_turns(http, inputs.seconds, rounds)
+        finally:
+            for server in servers.values():
                 server.stop()
-    return rows, _ratios(on_boxes, http, rtmlib_rows)
+
+    def row(key: str, name: str, notes: str) -> Rate | None:
+        if key not in samples:
+            return None
+        latencies, wall, crops = samples[key]
+        return summarize(name, latencies, wall, crops, "crops/s", notes)
+
+    turns = f"{rounds} slices in turns"
+    named = {
+        **{f"in process {v.key}": (f"pose on boxes in process, {v.label}, c{concurrency}",
+                                   f"decoded images, {turns}") for v in variants},
+        "rtmlib onnxruntime": ("rtmlib pose on boxes, onnxruntime", f"one crop per call, JPEG decode, {turns}"),
+        "rtmlib openvino": ("rtmlib pose on boxes, openvino", f"one crop per call, JPEG decode, {turns}"),
+        **{f"HTTP {v.key}": (f"pose on boxes over HTTP, {v.label}, c{concurrency}",
+                             f"JPEG decode included, {turns}") for v in variants},
+    }  # fmt: skip
+    rates = {key: rate for key, (name, notes) in named.items() if (rate := row(key, name, notes))}
+    rows += rates.values()
+    return rows, _ratios(rates, variants)
 
 
-def _ratios(on_boxes: dict[Variant, Rate], http: dict[Variant, Rate], rtmlib_rows: dict[str, Rate]) -> dict[str, float]:
-    """The issue's targets: OpenVINO bf16 over ONNX Runtime fp32 (pose stage), service over rtmlib + OpenVINO."""
+def _ratios(rates: dict[str, Rate], variants: list[Variant]) -> dict[str, float]:
+    """The issue's targets: OpenVINO over ONNX Runtime fp32 (the pose stage), the service over rtmlib + OpenVINO."""
     ratios: dict[str, float] = {}
-    base = on_boxes.get(ORT_FP32)
-    for variant, rate in on_boxes.items():
-        if base and variant != ORT_FP32:
-            ratios[f"pose_stage_{variant.key}_over_onnxruntime_fp32"] = rate.items_per_s / base.items_per_s
-    rtmlib_ov = rtmlib_rows.get("openvino")
-    if rtmlib_ov:
-        for variant, rate in on_boxes.items():
-            ratios[f"pose_on_boxes_in_process_{variant.key}_over_rtmlib_openvino"] = (
-                rate.items_per_s / rtmlib_ov.items_per_s
+    base = rates.get(f"in process {ORT_FP32.key}")
+    rtmlib_ov = rates.get("rtmlib openvino")
+    for v in variants:
+        in_process, http = rates.get(f"in process {v.key}"), rates.get(f"HTTP {v.key}")
+        if base and in_process and v != ORT_FP32:
+            ratios[f"pose_stage_{v.key}_over_onnxruntime_fp32"] = in_process.items_per_s / base.items_per_s
+        if rtmlib_ov and in_process:
+            ratios[f"pose_on_boxes_in_process_{v.key}_over_rtmlib_openvino"] = (
+                in_process.items_per_s / rtmlib_ov.items_per_s
             )
-        for variant, rate in http.items():
-            ratios[f"pose_on_boxes_http_{variant.key}_over_rtmlib_openvino"] = rate.items_per_s / rtmlib_ov.items_per_s
+        if rtmlib_ov and http:
+            ratios[f"pose_on_boxes_http_{v.key}_over_rtmlib_openvino"] = http.items_per_s / rtmlib_ov.items_per_s
     return ratios
 
 

@@ -158,10 +158,18 @@ def stream_rate(
                      "frames/s", notes)  # fmt: skip
 
 
-def pose_on_boxes_rate(
-    engine: Engine, images: list[DecodedImage], boxes: list[np.ndarray], concurrency: int, seconds: float, label: str
-) -> Rate:
-    """crops/s of the pose model alone: each request brings its image's boxes (the detector is skipped)."""
+Samples = tuple[list[float], float, int]  # latencies (s), wall time (s), items
+
+
+def add(a: Samples, b: Samples) -> Samples:
+    """Two measurements of one configuration as one (slices taken in turns with other configurations)."""
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+
+
+def pose_on_boxes_samples(
+    engine: Engine, images: list[DecodedImage], boxes: list[np.ndarray], concurrency: int, seconds: float, warm: bool
+) -> Samples:
+    """The pose model alone (the detector skipped): each request brings its image's boxes; items are crops."""
     work = list(zip(images, boxes, strict=True))
 
     async def call(item: tuple[DecodedImage, np.ndarray]) -> int:
@@ -169,22 +177,21 @@ def pose_on_boxes_rate(
         result = await engine.pipeline.estimate(image, EstimateOptions(boxes=given), deadline=time.monotonic() + 60)
         return len(result.boxes)
 
-    async def run() -> tuple[list[float], float, int]:
-        await _drive(call, work, concurrency, min(2.0, seconds))
+    async def run() -> Samples:
+        if warm:
+            await _drive(call, work, concurrency, min(2.0, seconds))
         return await _drive(call, work, concurrency, seconds)
 
-    latencies, wall, crops = asyncio.run(run())
-    return summarize(f"pose on boxes in process, {label}, c{concurrency}", latencies, wall, crops, "crops/s",
-                     f"{crops / max(1, len(latencies)):.2f} boxes/image, decoded images")  # fmt: skip
+    return asyncio.run(run())
 
 
-def http_boxes_rate(
-    url: str, jpegs: list[bytes], boxes: list[np.ndarray], concurrency: int, seconds: float, label: str
-) -> Rate:
-    """crops/s over HTTP when every request brings its boxes: POST /v1/pose?boxes=[[...]] with the JPEG bytes."""
+def http_boxes_samples(
+    url: str, jpegs: list[bytes], boxes: list[np.ndarray], concurrency: int, seconds: float, warm: bool
+) -> Samples:
+    """POST /v1/pose?boxes=[[...]] with the JPEG bytes (decode included); items are crops."""
     work = [(jpeg, json.dumps(np.round(b, 2).tolist())) for jpeg, b in zip(jpegs, boxes, strict=True)]
 
-    async def run() -> tuple[list[float], float, int]:
+    async def run() -> Samples:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
 
@@ -195,9 +202,8 @@ def http_boxes_rate(
                 response.raise_for_status()
                 return len(response.json()["people"])
 
-            await _drive(call, work, concurrency, min(2.0, seconds))
+            if warm:
+                await _drive(call, work, concurrency, min(2.0, seconds))
             return await _drive(call, work, concurrency, seconds)
 
-    latencies, wall, crops = asyncio.run(run())
-    return summarize(f"pose on boxes over HTTP, {label}, c{concurrency}", latencies, wall, crops, "crops/s",
-                     f"{crops / max(1, len(latencies)):.2f} boxes/image, JPEG decode included")  # fmt: skip
+    return asyncio.run(run())
