@@ -11,13 +11,14 @@ On the same model files, images and person boxes:
   rtmlib's RTMDet + RTMPose loop on OpenVINO.
 
 The rows whose ratios are the targets (pose on boxes in process, over HTTP, rtmlib) are
-measured in turns: every configuration for a slice, then the next, three rounds, so a
-load that drifts (other processes on the same cores) weighs on each of them alike.
+measured in one block, in turns: every configuration for a slice, then the next, four
+rounds, so a load that drifts (other processes on the same cores) weighs on each alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import json
@@ -92,10 +93,6 @@ def given_boxes(engine: Engine, images: list[DecodedImage], max_people: int) -> 
     return [asyncio.run(detect(image)) for image in images]
 
 
-def _rtmlib_samples(data: dict | None) -> load.Samples | None:
-    return None if data is None else (data["latencies_s"], data["wall_s"], data["crops"])
-
-
 @dataclass
 class Inputs:
     """What every row shares."""
@@ -119,7 +116,7 @@ def _engine(inputs: Inputs, variant: Variant) -> Engine:
     return engine
 
 
-def _in_turns(measure: dict[str, Callable[[float, bool], load.Samples | None]], seconds: float, rounds: int
+def _in_turns(measure: dict[str, Callable[[float, bool], load.Samples]], seconds: float, rounds: int
               ) -> dict[str, load.Samples]:  # fmt: skip
     """Each configuration ``rounds`` times for ``seconds / rounds``, in turns: a load that drifts (other
     processes on the same cores) then weighs on every configuration alike, and their ratios stay fair."""
@@ -127,16 +124,24 @@ def _in_turns(measure: dict[str, Callable[[float, bool], load.Samples | None]], 
     for turn in range(rounds):
         for key, fn in measure.items():
             got = fn(seconds / rounds, turn == 0)
-            if got is not None:
-                total[key] = load.add(total[key], got) if key in total else got
+            total[key] = load.add(total[key], got) if key in total else got
     return total
 
 
-def run(inputs: Inputs, concurrency: int, with_http: bool, rounds: int = 3) -> tuple[list[Rate], dict[str, float]]:
+def _rtmlib_measure(worker: rtmlib_env.Worker) -> Callable[[float, bool], load.Samples]:
+    def measure(seconds: float, warm: bool) -> load.Samples:  # (the worker warmed up when it loaded)
+        data = worker.measure(seconds)
+        return data["latencies_s"], data["wall_s"], data["crops"]
+
+    return measure
+
+
+def run(inputs: Inputs, concurrency: int, with_http: bool, rounds: int = 4) -> tuple[list[Rate], dict[str, float]]:
     """Every backend row at ``concurrency``; the rows and the issue's ratios.
 
-    The rows that the ratios compare (pose on boxes in process, over HTTP, and rtmlib on the
-    same boxes) are measured in turns, ``rounds`` slices each.
+    The rows the ratios compare (pose on boxes in process and over HTTP, rtmlib on the same
+    boxes) are measured in one block, in turns: every engine, server and rtmlib worker is
+    loaded first, then each gets ``rounds`` slices of ``2 * seconds / rounds``.
     """
     variants = [ORT_FP32, *openvino_variants()]
     rows: list[Rate] = []
@@ -144,10 +149,12 @@ def run(inputs: Inputs, concurrency: int, with_http: bool, rounds: int = 3) -> t
         rows += raw_openvino.pose_rates(inputs.pose_path, inputs.pose_size, sorted({1, inputs.max_people, 8, 16, 32}),
                                         inputs.seconds / 2, inputs.threads, variant.precision)  # fmt: skip
 
-    engines = {variant: _engine(inputs, variant) for variant in variants}
-    try:
-        # from ONNX Runtime fp32: the same boxes for every row
-        boxes = given_boxes(engines[ORT_FP32], inputs.images, inputs.max_people)
+    with contextlib.ExitStack() as stack:
+        engines = {}
+        for variant in variants:
+            engines[variant] = _engine(inputs, variant)
+            stack.callback(engines[variant].close, 5)
+        boxes = given_boxes(engines[ORT_FP32], inputs.images, inputs.max_people)  # the same boxes for every row
         for variant in variants[1:]:  # (the ONNX Runtime pipeline rows are bench.py's)
             rate = load.pipeline_rate(engines[variant], inputs.images, concurrency, inputs.seconds, inputs.max_people)
             rows.append(dataclasses.replace(rate, name=f"pipeline in process, c{concurrency}, {variant.label}"))
@@ -157,45 +164,27 @@ def run(inputs: Inputs, concurrency: int, with_http: bool, rounds: int = 3) -> t
             )  # fmt: skip
             for v in variants
         }
-        boxes_file = inputs.repo_root.parent / "boxes.json"
-        boxes_file.write_text(json.dumps([b.tolist() for b in boxes]))
         common = (inputs.det_path, inputs.pose_path, inputs.paths)
-        for backend in ("onnxruntime", "openvino"):
-            measure[f"rtmlib {backend}"] = lambda seconds, _, backend=backend: _rtmlib_samples(rtmlib_env.run(
-                *common, seconds, inputs.max_people, "--backend", backend, "--boxes", str(boxes_file)))  # fmt: skip
-        samples = _in_turns(measure, inputs.seconds, rounds)
-    finally:
-        for engine in engines.values():
-            engine.close(5)
+        if rtmlib_env.available():
+            boxes_file = inputs.repo_root.parent / "boxes.json"
+            boxes_file.write_text(json.dumps([b.tolist() for b in boxes]))
+            for backend in ("onnxruntime", "openvino"):
+                worker = rtmlib_env.Worker(*common, inputs.max_people, "--backend", backend, "--boxes", str(boxes_file))
+                stack.callback(worker.close)
+                measure[f"rtmlib {backend}"] = _rtmlib_measure(worker)
+        if with_http:
+            jpegs = [p.read_bytes() for p in inputs.paths]
+            for v in variants:
+                server = _server(inputs, v)
+                stack.callback(server.stop)
+                measure[f"HTTP {v.key}"] = functools.partial(load.http_boxes_samples, server.url, jpegs, boxes,
+                                                             concurrency)  # fmt: skip
+        samples = _in_turns(measure, 2 * inputs.seconds, rounds)
+
     loop = rtmlib_env.run(*common, inputs.seconds, inputs.max_people, "--backend", "openvino")
     if loop:
         rows.append(summarize("rtmlib RTMDet + RTMPose loop, openvino", loop["latencies_s"], loop["wall_s"],
                               loop["images"], "images/s", "one crop per call"))  # fmt: skip
-
-    if with_http:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from tests.integration.server import start_server
-
-        jpegs = [p.read_bytes() for p in inputs.paths]
-        servers = {}
-        try:
-            for variant in variants:
-                env = {"POSE_MODEL": "rtmpose-m", "POSE_DETECTOR": "rtmdet-nano", "POSE_LOG_LEVEL": "WARNING",
-                       "POSE_BACKEND": variant.backend.value, "POSE_PRECISION": variant.precision.value}  # fmt: skip
-                log = inputs.repo_root.parent / f"server-{variant.key}.log"
-                servers[variant] = start_server(inputs.repo_root, log, grpc=False, **env)
-            http = {f"HTTP {v.key}": functools.partial(load.http_boxes_samples, servers[v].url, jpegs, boxes,
-                                                       concurrency) for v in variants}  # fmt: skip
-            samples |= _in_turns(http, inputs.seconds, rounds)
-        finally:
-            for server in servers.values():
-                server.stop()
-
-    def row(key: str, name: str, notes: str) -> Rate | None:
-        if key not in samples:
-            return None
-        latencies, wall, crops = samples[key]
-        return summarize(name, latencies, wall, crops, "crops/s", notes)
 
     turns = f"{rounds} slices in turns"
     named = {
@@ -206,9 +195,19 @@ def run(inputs: Inputs, concurrency: int, with_http: bool, rounds: int = 3) -> t
         **{f"HTTP {v.key}": (f"pose on boxes over HTTP, {v.label}, c{concurrency}",
                              f"JPEG decode included, {turns}") for v in variants},
     }  # fmt: skip
-    rates = {key: rate for key, (name, notes) in named.items() if (rate := row(key, name, notes))}
+    rates = {key: summarize(name, *samples[key], "crops/s", notes)
+             for key, (name, notes) in named.items() if key in samples}  # fmt: skip
     rows += rates.values()
     return rows, _ratios(rates, variants)
+
+
+def _server(inputs: Inputs, variant: Variant):  # -> tests.integration.server.Server
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.integration.server import start_server
+
+    env = {"POSE_MODEL": "rtmpose-m", "POSE_DETECTOR": "rtmdet-nano", "POSE_LOG_LEVEL": "WARNING",
+           "POSE_BACKEND": variant.backend.value, "POSE_PRECISION": variant.precision.value}  # fmt: skip
+    return start_server(inputs.repo_root, inputs.repo_root.parent / f"server-{variant.key}.log", grpc=False, **env)
 
 
 def _ratios(rates: dict[str, Rate], variants: list[Variant]) -> dict[str, float]:

@@ -4,14 +4,18 @@ Standalone on purpose (rtmlib pulls opencv-python and opencv-contrib-python, whi
 with the service's opencv-python-headless). Prints one JSON object.
 
     python rtmlib_runner.py DET.onnx POSE.onnx SECONDS MAX_PEOPLE IMAGE... [--backend openvino] [--boxes BOXES.json]
+        [--serve]
 
 Without ``--boxes``: RTMDet then RTMPose on every image (decoded once). With ``--boxes``
 (one list of [x1, y1, x2, y2] per image): RTMPose alone on those boxes, the JPEG decoded
-on every call, as a server that is handed an image and its boxes would.
+on every call, as a server that is handed an image and its boxes would. With ``--serve``:
+load once, answer "ready", then one measurement (one JSON line) per line of stdin giving
+its length in seconds (for measurements taken in turns with other configurations).
 """
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +33,7 @@ def main() -> None:
     parser.add_argument("images", nargs="+")
     parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "openvino"])
     parser.add_argument("--boxes", type=Path, help="JSON: one list of boxes per image; runs the pose model alone")
+    parser.add_argument("--serve", action="store_true", help="load once, then measure SECONDS per line of stdin")
     args = parser.parse_args()
     pose = RTMPose(args.pose, model_input_size=(192, 256), backend=args.backend, device="cpu")
     if args.boxes:
@@ -54,15 +59,24 @@ def main() -> None:
     count = len(args.images)
     for i in range(count):
         one(i)
-    latencies, crops, i = [], 0, 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < args.seconds:
-        t0 = time.perf_counter()
-        crops += one(i % count)
-        latencies.append(time.perf_counter() - t0)
-        i += 1
-    wall = time.perf_counter() - start
-    print(json.dumps({"images": len(latencies), "crops": crops, "wall_s": wall, "latencies_s": latencies}))
+
+    def measure(seconds: float) -> str:
+        latencies, crops, i = [], 0, 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            t0 = time.perf_counter()
+            crops += one(i % count)
+            latencies.append(time.perf_counter() - t0)
+            i += 1
+        wall = time.perf_counter() - start
+        return json.dumps({"images": len(latencies), "crops": crops, "wall_s": wall, "latencies_s": latencies})
+
+    if not args.serve:
+        print(measure(args.seconds))
+        return
+    print("ready", flush=True)
+    for line in sys.stdin:  # one measurement per line: its length in seconds
+        print(measure(float(line)), flush=True)
 
 
 if __name__ == "__main__":

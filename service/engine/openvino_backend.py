@@ -36,6 +36,9 @@ PROVIDER = "OpenVINO:CPU"
 CPU_CONFIG: dict[str, object] = {
     "PERFORMANCE_HINT": "LATENCY",  # one stream: each instance runs one batch at a time
     "NUM_STREAMS": 1,
+    # Pinning measured no faster here (A/B runs within noise, BENCHMARKS.md), and pinned threads cannot move
+    # off cores that other processes (or other pods under a CPU quota, not a cpuset) also pin or load.
+    "ENABLE_CPU_PINNING": False,
 }
 
 

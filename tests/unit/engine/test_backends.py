@@ -75,6 +75,8 @@ def test_openvino_fp32_reports_itself_and_answers_as_onnxruntime(pose_onnx: Path
         Backend.OPENVINO, Precision.FP32, PROVIDER, "cpu", 2)  # fmt: skip
     assert info.fallback is None
     assert info.precision_fallback is None
+    compiled = session.compiled  # one stream per instance, threads not pinned (openvino_backend.CPU_CONFIG)
+    assert (compiled.get_property("NUM_STREAMS"), compiled.get_property("ENABLE_CPU_PINNING")) == (1, False)
     reference = ort.InferenceSession(str(pose_onnx), providers=[CPU])
     for batch in (1, 3, 8):  # one compiled model, any batch size
         x = np.random.default_rng(batch).standard_normal((batch, 3, 256, 192)).astype(np.float32)
