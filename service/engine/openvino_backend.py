@@ -121,7 +121,10 @@ def create_session(
             'Set backend = "onnxruntime" (the gpu extra) for CUDA/TensorRT, or device = "cpu".'
         )
     cpu = core().get_property("CPU", "FULL_DEVICE_NAME")
-    chosen, note = choose_precision(precision, cpu_precisions(), cpu)
+    try:
+        chosen, note = choose_precision(precision, cpu_precisions(), cpu)
+    except BackendUnavailableError as exc:
+        raise BackendUnavailableError(f"{path}: {exc}") from None
     model = core().read_model(str(path))
     if input_size is not None:
         _fix_spatial_size(model, input_size)
