@@ -100,15 +100,15 @@ class Engine:
 
     def _announce(self, served: ServedModel) -> None:
         config = served.model.config
-        fell_back = served.fallback is not None or served.precision_fallback is not None
         metrics.MODEL_INFO.labels(
             served.name,
             str(served.model.version),
             served.weights,
             served.provider,
-            str(fell_back).lower(),
+            str(served.fallback is not None).lower(),
             served.backend.value,
             served.precision.value,
+            str(served.precision_fallback is not None).lower(),
         ).set(1)
         logger.info(
             "serving %s v%d (%s, %s) weights=%s backend=%s precision=%s provider=%s instances=%d threads=%d "

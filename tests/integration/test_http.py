@@ -364,5 +364,6 @@ def test_metrics_move_and_concurrent_requests_share_batches(client: httpx.Client
                    'pose_queue_duration_seconds_count{model="pose-oracle"}',
                    'pose_items_total{model="detector-oracle"}', 'pose_queue_depth{model="pose-oracle"}',
                    'pose_model_info{backend="onnxruntime",fallback="true",model="pose-oracle",precision="fp32",'
-                   'provider="CPUExecutionProvider",version="1",weights="custom"} 1.0'):  # fmt: skip
+                   'precision_fallback="false",provider="CPUExecutionProvider",version="1",'
+                   'weights="custom"} 1.0'):  # fmt: skip
         assert needle in text, needle

@@ -124,9 +124,8 @@ def test_served_on_openvino_the_models_say_so(small_repo: Path, tmp_path: Path) 
         assert f"backend=openvino precision={precision} provider=OpenVINO:CPU" in server.logs()
         metrics = httpx.get(server.url + "/metrics").text
         fell_back = str(precision == "fp32").lower()
-        labels = (
-            f'backend="openvino",fallback="{fell_back}",model="pose",precision="{precision}",provider="OpenVINO:CPU"'
-        )
+        labels = (f'backend="openvino",fallback="false",model="pose",precision="{precision}",'
+                  f'precision_fallback="{fell_back}",provider="OpenVINO:CPU"')  # fmt: skip
         assert f"pose_model_info{{{labels}" in metrics
         response = httpx.post(server.url + "/v1/pose", content=SCENE, headers=PNG, timeout=30)
         assert response.status_code == 200

@@ -204,10 +204,10 @@ def test_the_engine_serves_what_each_config_asks_and_shows_it(tmp_path: Path) ->
         assert (pose["precision_warning"] is None) == (expected != "fp32")
         assert (det["backend"], det["precision"], det["precision_warning"]) == ("onnxruntime", "fp32", None)
         fell_back = str(expected == "fp32").lower()
-        assert _model_info(model="pose", version="1", weights="custom", provider=PROVIDER, fallback=fell_back,
-                           backend="openvino", precision=expected) == 1  # fmt: skip
+        assert _model_info(model="pose", version="1", weights="custom", provider=PROVIDER, fallback="false",
+                           backend="openvino", precision=expected, precision_fallback=fell_back) == 1  # fmt: skip
         assert _model_info(model="det", version="1", weights="custom", provider=CPU, fallback="false",
-                           backend="onnxruntime", precision="fp32") == 1  # fmt: skip
+                           backend="onnxruntime", precision="fp32", precision_fallback="false") == 1  # fmt: skip
     finally:
         engine.close(1)
 
