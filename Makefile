@@ -27,7 +27,7 @@ help:
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[cpu,dev]"
+	$(PY) -m pip install -q -e ".[cpu,openvino,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -74,12 +74,13 @@ image-test: $(STAMP)
 	$(PY) -m pytest -q -m image tests/deploy
 
 # rtmlib pulls opencv-python + opencv-contrib-python, which clash with the service's headless OpenCV:
-# it gets its own environment, with the same onnxruntime version as the service.
+# it gets its own environment, with the same onnxruntime and openvino versions as the service.
 $(BENCH_VENV)/.installed: $(STAMP)
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install -q rtmlib==0.0.16 \
-		onnxruntime==$$($(PY) -c "import onnxruntime; print(onnxruntime.__version__)")
+		onnxruntime==$$($(PY) -c "import onnxruntime; print(onnxruntime.__version__)") \
+		openvino==$$($(PY) -c "from importlib.metadata import version; print(version('openvino'))")
 	touch $@
 
 bench: $(STAMP) $(BENCH_VENV)/.installed

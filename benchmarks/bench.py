@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from benchmarks import load, raw_ort
+from benchmarks import backends, load, raw_ort, rtmlib_env
 from benchmarks.stats import Rate, summarize
 from service.config import Settings, WeightsPolicy, cpu_count
 from service.engine.engine import Engine
@@ -37,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT.parent / "shared" / "assets"
 REAL_DETECTOR = ASSETS / "weights" / "rtmdet-nano-person.onnx"
 COCO = ASSETS / "coco4"
-BENCH_VENV = ROOT / ".bench-venv"
 POSE, DETECTOR = "rtmpose-m", "rtmdet-nano"
 logger = logging.getLogger("benchmarks")
 
@@ -82,15 +80,9 @@ def load_images(engine: Engine, max_people: int) -> tuple[list[Path], str]:
 
 
 def rtmlib_rate(repo: ModelRepository, paths: list[Path], seconds: float, max_people: int) -> Rate | None:
-    python = BENCH_VENV / "bin" / "python"
-    if not python.exists():
-        logger.warning("no %s: skipping rtmlib (make bench creates it)", BENCH_VENV)
+    data = rtmlib_env.run(repo.load(DETECTOR).onnx_path, repo.load(POSE).onnx_path, paths, seconds, max_people)
+    if data is None:
         return None
-    det, pose = repo.load(DETECTOR).onnx_path, repo.load(POSE).onnx_path
-    command = [str(python), str(ROOT / "benchmarks" / "rtmlib_runner.py"), str(det), str(pose), str(seconds),
-               str(max_people), *map(str, paths)]  # fmt: skip
-    run = subprocess.run(command, capture_output=True, text=True, check=True)
-    data = json.loads(run.stdout.strip().splitlines()[-1])
     notes = f"{data['crops'] / data['images']:.2f} people/image, one crop per session.run"
     return summarize("rtmlib RTMDet + RTMPose loop", data["latencies_s"], data["wall_s"], data["images"], "images/s",
                      notes)  # fmt: skip
@@ -125,9 +117,9 @@ def service_rates(
 
 
 def table(rows: list[Rate]) -> str:
-    lines = [f"{'configuration':46} {'rate':>9} {'unit':9} {'p50 ms':>8} {'p99 ms':>8}  notes"]
+    lines = [f"{'configuration':48} {'rate':>9} {'unit':9} {'p50 ms':>8} {'p99 ms':>8}  notes"]
     for r in rows:
-        lines.append(f"{r.name:46} {r.items_per_s:9.2f} {r.unit:9} {r.p50_ms:8.1f} {r.p99_ms:8.1f}  {r.notes}")
+        lines.append(f"{r.name:48} {r.items_per_s:9.2f} {r.unit:9} {r.p50_ms:8.1f} {r.p99_ms:8.1f}  {r.notes}")
     return "\n".join(lines)
 
 
@@ -142,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--det-intervals", type=int, nargs="+", default=[1, 5], help="stream det_interval values")
     parser.add_argument("--no-http", action="store_true", help="skip the service rows (HTTP and gRPC)")
     parser.add_argument("--no-rtmlib", action="store_true")
+    parser.add_argument("--no-openvino", action="store_true", help="skip the backend rows (benchmarks/backends.py)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     threads = cpu_count()
@@ -189,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
             args.det_intervals,
         )
     )
+    # 5. backends: OpenVINO fp32 / bf16 beside ONNX Runtime, rtmlib on each (benchmarks/backends.py)
+    backend_rows: list[Rate] = []
+    if not args.no_openvino:
+        inputs = backends.Inputs(repo_root, det_model.onnx_path, pose_model.onnx_path, pose_model.config.input_size,
+                                 paths, images, args.max_people, args.seconds, threads)  # fmt: skip
+        backend_rows, backend_ratios = backends.run(inputs, 8, with_http=not args.no_http)
 
     best_pipeline = max(pipeline, key=lambda r: r.items_per_s)
     c1 = next((r for r in pipeline if r.name.endswith("concurrency 1")), None)
@@ -213,9 +212,13 @@ def main(argv: list[str] | None = None) -> int:
             interval = rate.name.rsplit(" ", 1)[-1]
             ratios[f"stream_x8_det{interval}_over_grpc_c8"] = rate.items_per_s / unary_c8.items_per_s
 
-    rows = [*pose_raw, *gpu_raw, det_raw, sequence, *pipeline, *([rtmlib] if rtmlib else []), *http, *grpc, *streams]
+    if backend_rows:
+        ratios |= backend_ratios
+    rows = [*pose_raw, *gpu_raw, det_raw, sequence, *pipeline, *([rtmlib] if rtmlib else []), *http, *grpc, *streams,
+            *backend_rows]  # fmt: skip
     print(f"\nmodels: synthetic {POSE} 192x256 + {detector_kind}; images: {image_source}, {len(paths)} used, "
-          f"max_people {args.max_people}; {threads} CPUs; onnxruntime {ort.__version__}\n")  # fmt: skip
+          f"max_people {args.max_people}; {threads} CPUs; onnxruntime {ort.__version__}"
+          f"{backends.versions()}\n")  # fmt: skip
     print(table(rows))
     print()
     for key, value in ratios.items():
@@ -226,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "when": stamp, "machine": platform.platform(), "cpus": threads, "cpu_model": _cpu_model(),
         "onnxruntime": ort.__version__, "providers": ort.get_available_providers(), "seconds": args.seconds,
+        "openvino": backends.versions().removeprefix("; openvino ") or None,
         "models": {"pose": f"synthetic {POSE}", "detector": detector_kind}, "images": [p.name for p in paths],
         "rows": [r.as_dict() for r in rows], "ratios": ratios,
     }  # fmt: skip

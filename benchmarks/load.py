@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
+import numpy as np
 
 from benchmarks.stats import Rate, summarize
 from service.engine.engine import Engine
@@ -154,3 +156,54 @@ def stream_rate(
     notes = f"{people / max(1, len(latencies)):.2f} people/frame, {dropped} dropped, JPEG decode included"
     return summarize(f"gRPC Stream x{streams}, det_interval {det_interval}", latencies, wall, len(latencies),
                      "frames/s", notes)  # fmt: skip
+
+
+Samples = tuple[list[float], float, int]  # latencies (s), wall time (s), items
+
+
+def add(a: Samples, b: Samples) -> Samples:
+    """Two measurements of one configuration as one (slices taken in turns with other configurations)."""
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+
+
+def pose_on_boxes_samples(
+    engine: Engine, images: list[DecodedImage], boxes: list[np.ndarray], concurrency: int, seconds: float, warm: bool
+) -> Samples:
+    """The pose model alone (the detector skipped): each request brings its image's boxes; items are crops."""
+    work = list(zip(images, boxes, strict=True))
+
+    async def call(item: tuple[DecodedImage, np.ndarray]) -> int:
+        image, given = item
+        result = await engine.pipeline.estimate(image, EstimateOptions(boxes=given), deadline=time.monotonic() + 60)
+        return len(result.boxes)
+
+    async def run() -> Samples:
+        if warm:
+            await _drive(call, work, concurrency, min(2.0, seconds))
+        return await _drive(call, work, concurrency, seconds)
+
+    return asyncio.run(run())
+
+
+def http_boxes_samples(
+    url: str, jpegs: list[bytes], boxes: list[np.ndarray], concurrency: int, seconds: float, warm: bool
+) -> Samples:
+    """POST /v1/pose?boxes=[[...]] with the JPEG bytes (decode included); items are crops."""
+    work = [(jpeg, json.dumps(np.round(b, 2).tolist())) for jpeg, b in zip(jpegs, boxes, strict=True)]
+
+    async def run() -> Samples:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+            async def call(item: tuple[bytes, str]) -> int:
+                data, given = item
+                response = await client.post("/v1/pose", params={"boxes": given}, content=data,
+                                             headers={"Content-Type": "image/jpeg"})  # fmt: skip
+                response.raise_for_status()
+                return len(response.json()["people"])
+
+            if warm:
+                await _drive(call, work, concurrency, min(2.0, seconds))
+            return await _drive(call, work, concurrency, seconds)
+
+    return asyncio.run(run())

@@ -1,14 +1,23 @@
-"""Runs inside the separate rtmlib environment (.bench-venv): rtmlib's RTMDet + RTMPose loop on the same files.
+"""Runs inside the separate rtmlib environment (.bench-venv): rtmlib on the same files, as users run it.
 
 Standalone on purpose (rtmlib pulls opencv-python and opencv-contrib-python, which clash
 with the service's opencv-python-headless). Prints one JSON object.
 
-    python rtmlib_runner.py DET.onnx POSE.onnx SECONDS MAX_PEOPLE IMAGE...
+    python rtmlib_runner.py DET.onnx POSE.onnx SECONDS MAX_PEOPLE IMAGE... [--backend openvino] [--boxes BOXES.json]
+        [--serve]
+
+Without ``--boxes``: RTMDet then RTMPose on every image (decoded once). With ``--boxes``
+(one list of [x1, y1, x2, y2] per image): RTMPose alone on those boxes, the JPEG decoded
+on every call, as a server that is handed an image and its boxes would. With ``--serve``:
+load once, answer "ready", then one measurement (one JSON line) per line of stdin giving
+its length in seconds (for measurements taken in turns with other configurations).
 """
 
+import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,28 +25,58 @@ from rtmlib import RTMDet, RTMPose
 
 
 def main() -> None:
-    det_path, pose_path, seconds, max_people = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-    images = [cv2.imread(p) for p in sys.argv[5:]]
-    detector = RTMDet(det_path, model_input_size=(320, 320), backend="onnxruntime", device="cpu")
-    pose = RTMPose(pose_path, model_input_size=(192, 256), backend="onnxruntime", device="cpu")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("det")
+    parser.add_argument("pose")
+    parser.add_argument("seconds", type=float)
+    parser.add_argument("max_people", type=int)
+    parser.add_argument("images", nargs="+")
+    parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "openvino"])
+    parser.add_argument("--boxes", type=Path, help="JSON: one list of boxes per image; runs the pose model alone")
+    parser.add_argument("--serve", action="store_true", help="load once, then measure SECONDS per line of stdin")
+    args = parser.parse_args()
+    pose = RTMPose(args.pose, model_input_size=(192, 256), backend=args.backend, device="cpu")
+    if args.boxes:
+        jpegs = [Path(p).read_bytes() for p in args.images]
+        given = [np.asarray(b, np.float32) for b in json.loads(args.boxes.read_text())]
 
-    def one(image: np.ndarray) -> int:
-        boxes = detector(image)[:max_people]  # rtmlib returns boxes sorted by score (NMS order)
-        if len(boxes):
-            pose(image, bboxes=boxes)
-        return len(boxes)
+        def one(i: int) -> int:
+            image = cv2.imdecode(np.frombuffer(jpegs[i], np.uint8), cv2.IMREAD_COLOR)
+            pose(image, bboxes=given[i])
+            return len(given[i])
 
-    for image in images:
-        one(image)
-    latencies, crops, i = [], 0, 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        crops += one(images[i % len(images)])
-        latencies.append(time.perf_counter() - t0)
-        i += 1
-    wall = time.perf_counter() - start
-    print(json.dumps({"images": len(latencies), "crops": crops, "wall_s": wall, "latencies_s": latencies}))
+    else:
+        images = [cv2.imread(p) for p in args.images]
+        detector = RTMDet(args.det, model_input_size=(320, 320), backend=args.backend, device="cpu")
+
+        def one(i: int) -> int:
+            image = images[i]
+            boxes = detector(image)[: args.max_people]  # rtmlib returns boxes sorted by score (NMS order)
+            if len(boxes):
+                pose(image, bboxes=boxes)
+            return len(boxes)
+
+    count = len(args.images)
+    for i in range(count):
+        one(i)
+
+    def measure(seconds: float) -> str:
+        latencies, crops, i = [], 0, 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            t0 = time.perf_counter()
+            crops += one(i % count)
+            latencies.append(time.perf_counter() - t0)
+            i += 1
+        wall = time.perf_counter() - start
+        return json.dumps({"images": len(latencies), "crops": crops, "wall_s": wall, "latencies_s": latencies})
+
+    if not args.serve:
+        print(measure(args.seconds))
+        return
+    print("ready", flush=True)
+    for line in sys.stdin:  # one measurement per line: its length in seconds
+        print(measure(float(line)), flush=True)
 
 
 if __name__ == "__main__":

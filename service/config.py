@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.devices import parse_device
+from service.devices import Backend, Precision, parse_device
 
 
 class WeightsPolicy(StrEnum):
@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     weights: WeightsPolicy = Field(WeightsPolicy.AUTO, description="auto | official | synthetic.")
     device: str | None = Field(
         None, description="Overrides every model's [instances] device: cpu | cuda | cuda:N | auto."
+    )
+    backend: Backend | None = Field(
+        None, description="Overrides every model's [instances] backend: onnxruntime | openvino (CPU)."
+    )
+    precision: Precision | None = Field(
+        None,
+        description="Overrides every model's [instances] precision: fp32 (exact) | bf16 | fp16 | auto (the fastest "
+        "the backend and device have; logged).",
     )
     cpu_threads: int = Field(
         0,
@@ -175,6 +183,11 @@ class Settings(BaseSettings):
             return None
         parse_device(value)  # raises ValueError with an example
         return value
+
+    @field_validator("backend", "precision", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
 
     def trt_cache_dir(self) -> Path:
         """Where TensorRT engines and timing caches are kept."""

@@ -51,8 +51,10 @@ DECODE_BYTES_IN_FLIGHT = Gauge(
 )
 MODEL_INFO = Gauge(
     "pose_model_info",
-    "1 per served model; labels say its version, weights (official|synthetic|custom), provider and device fallback.",
-    ["model", "version", "weights", "provider", "fallback"],
+    "1 per served model; labels say its version, weights (official|synthetic|custom), provider, device fallback, "
+    "backend (onnxruntime|openvino), the precision that runs (fp32|bf16|fp16) and whether precision auto fell back "
+    "to fp32.",
+    ["model", "version", "weights", "provider", "fallback", "backend", "precision", "precision_fallback"],
 )
 # one stream frame, arrival to answer: 5 ms (tiny frame, idle) .. 10 s (deep overload)
 FRAME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

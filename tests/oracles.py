@@ -12,6 +12,13 @@ perfect model would, so a test can draw an image and know the right answer.
   repository folder, so it loads like any other.
 - :func:`draw_marker` / :func:`draw_person`: draw what the oracles look for.
 
+Precision probe (``probe=True``): the input goes through an identity 1x1 convolution
+first (and SimCC outputs through an identity matrix product last). In fp32 these are
+exact no-ops; a runtime that lowers precision where a network computes (OpenVINO bf16
+runs convolutions and matrix products in bf16, and what follows them) then carries the
+pixels and the outputs in that precision, as it would a real model's. Without them an
+oracle has nothing such a runtime would lower, and a bf16 test would prove nothing.
+
 Channel indices are indices into the network input: for a pose model fed RGB
 (``to_rgb = true``) channel 0 is red; for a detector fed BGR channel 0 is blue.
 """
@@ -60,6 +67,16 @@ class _Graph:
         self.nodes.append(helper.make_node(op_type, list(inputs), [name], **attrs))
         return name
 
+    def stem(self, x: str, probe: bool) -> str:
+        """``x`` itself, or through an identity 1x1 convolution when ``probe``."""
+        return self.op("Conv", x, self.const(np.eye(3).reshape(3, 3, 1, 1))) if probe else x
+
+    def head(self, x: str, length: int, out: str, probe: bool) -> str:
+        """Name ``x`` as output ``out``, through an identity matrix product when ``probe``."""
+        if probe:
+            return self.op("MatMul", x, self.const(np.eye(length)), out=out)
+        return self.op("Identity", x, out=out)
+
     def model(self, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto]) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, "oracle", inputs, outputs, initializer=self.initializers)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
@@ -77,7 +94,9 @@ def _split_ratio(split_ratio: float) -> int:
     return int(split_ratio)
 
 
-def pose_oracle(input_size: tuple[int, int], channels: Sequence[int], *, split_ratio: float = 2.0) -> onnx.ModelProto:
+def pose_oracle(
+    input_size: tuple[int, int], channels: Sequence[int], *, split_ratio: float = 2.0, probe: bool = False
+) -> onnx.ModelProto:
     """A pose "model" whose keypoint k is the brightest spot of input channel ``channels[k]``.
 
     Per keypoint: the column profile (max over rows) and the row profile (max over
@@ -92,6 +111,7 @@ def pose_oracle(input_size: tuple[int, int], channels: Sequence[int], *, split_r
         input_size: Network input (w, h).
         channels: Input channel read by each keypoint; K = len(channels).
         split_ratio: SimCC bins per pixel (a whole number).
+        probe: Also check a runtime's reduced precision (module docstring).
 
     Returns:
         Model with input ``input`` [batch, 3, h, w] and outputs ``simcc_x``
@@ -101,7 +121,7 @@ def pose_oracle(input_size: tuple[int, int], channels: Sequence[int], *, split_r
     ratio = _split_ratio(split_ratio)
     k = len(channels)
     g = _Graph()
-    planes = g.op("Gather", "input", g.const(list(channels), np.int64), axis=1)  # [N, K, h, w]
+    planes = g.op("Gather", g.stem("input", probe), g.const(list(channels), np.int64), axis=1)  # [N, K, h, w]
     offsets = g.const(-1e-4 * np.arange(ratio))  # block of r bins per pixel, the first the highest
     for name, reduce_axis in (("simcc_x", 2), ("simcc_y", 3)):
         profile = g.op("ReduceMax", planes, axes=[reduce_axis], keepdims=0)  # [N, K, side]
@@ -109,7 +129,8 @@ def pose_oracle(input_size: tuple[int, int], channels: Sequence[int], *, split_r
         top = g.op("Add", g.op("ReduceMax", shifted, axes=[-1], keepdims=1), g.const(1e-6))
         unit = g.op("Div", shifted, top)
         bins = g.op("Add", g.op("Unsqueeze", unit, g.const([-1], np.int64)), offsets)  # [N, K, side, r]
-        g.op("Reshape", bins, g.const([0, 0, -1], np.int64), out=name)
+        length = (width if name == "simcc_x" else height) * ratio
+        g.head(g.op("Reshape", bins, g.const([0, 0, -1], np.int64)), length, name, probe)
     outputs = [
         helper.make_tensor_value_info("simcc_x", TensorProto.FLOAT, ["batch", k, width * ratio]),
         helper.make_tensor_value_info("simcc_y", TensorProto.FLOAT, ["batch", k, height * ratio]),
@@ -126,6 +147,7 @@ def constant_pose_model(
     y_peaks: float | Sequence[float] = 0.8,
     background: float = 0.0,
     split_ratio: float = 2.0,
+    probe: bool = False,
 ) -> onnx.ModelProto:
     """A pose "model" that ignores its input: keypoint k peaks at bins (x_bins[k], y_bins[k]).
 
@@ -137,6 +159,7 @@ def constant_pose_model(
         y_peaks: Value at the y bin (one value or K).
         background: Value everywhere else.
         split_ratio: SimCC bins per pixel (a whole number).
+        probe: Also check a runtime's reduced precision (module docstring).
 
     Returns:
         Model with input ``input`` [batch, 3, h, w] and outputs ``simcc_x`` [batch, K, w * r],
@@ -146,7 +169,7 @@ def constant_pose_model(
     ratio = _split_ratio(split_ratio)
     k = len(x_bins)
     g = _Graph()
-    batch = g.op("Shape", "input", start=0, end=1)
+    batch = g.op("Shape", g.stem("input", probe), start=0, end=1)
     outputs = []
     for name, bins, peaks, length in (
         ("simcc_x", x_bins, x_peaks, width * ratio),
@@ -155,7 +178,7 @@ def constant_pose_model(
         table = np.full((1, k, length), background, np.float32)
         table[0, np.arange(k), np.asarray(bins)] = np.broadcast_to(np.asarray(peaks, np.float32), (k,))
         shape = g.op("Concat", batch, g.const([k, length], np.int64), axis=0)
-        g.op("Expand", g.const(table), shape, out=name)
+        g.head(g.op("Expand", g.const(table), shape), length, name, probe)
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", k, length]))
     return g.model([_input(width, height)], outputs)
 
@@ -168,6 +191,7 @@ def detector_oracle(
     std: Sequence[float] = (1.0, 1.0, 1.0),
     scores: float | Sequence[float] = 0.9,
     label: int = 0,
+    probe: bool = False,
 ) -> onnx.ModelProto:
     """A detector "model": detection d is the box of the pixels of ``channel`` whose value lies in ``bands[d]``.
 
@@ -186,6 +210,7 @@ def detector_oracle(
         std: (3,) normalisation std.
         scores: Score of each non-empty detection (one value or one per band).
         label: Class id of every detection.
+        probe: Also check a runtime's reduced precision (module docstring).
 
     Returns:
         Model with input ``input`` [batch, 3, height, width] (any size) and outputs
@@ -194,7 +219,7 @@ def detector_oracle(
     count = len(bands)
     score_values = np.broadcast_to(np.asarray(scores, np.float32), (count,))
     g = _Graph()
-    plane = g.op("Gather", "input", g.const([channel], np.int64), axis=1)  # [N, 1, H, W]
+    plane = g.op("Gather", g.stem("input", probe), g.const([channel], np.int64), axis=1)  # [N, 1, H, W]
     raw = g.op("Add", g.op("Mul", plane, g.const(std[channel])), g.const(mean[channel]))
     boxes = []
     for (lo, hi), score in zip(bands, score_values, strict=True):

@@ -141,7 +141,8 @@ def models_response(described: list[dict[str, Any]]) -> pb.ListModelsResponse:
                 version=d["version"], provider=d["provider"], device=d["device"],
                 device_warning=d["device_warning"] or "", instances=d["instances"],
                 threads_per_instance=d["threads_per_instance"], static_batch=d["static_batch"] or 0,
-                default=d["default"],
+                default=d["default"], backend=d["backend"], precision=d["precision"],
+                precision_warning=d["precision_warning"] or "",
                 batching=pb.Batching(
                     max_batch_size=batching["max_batch_size"], max_queue_delay_ms=batching["max_queue_delay_ms"],
                     preferred_batch_sizes=batching["preferred_batch_sizes"],

@@ -118,7 +118,10 @@ class ModelInfo(BaseModel):
     input_size: list[int] = Field(description="width, height")
     weights: str
     version: int
-    provider: str = Field(description="The ONNX Runtime provider the session really uses.")
+    backend: str = Field(description="The runtime that runs the model: onnxruntime | openvino.")
+    precision: str = Field(description="The precision that really runs: fp32 (exact) | bf16 | fp16.")
+    precision_warning: str | None = Field(description="Set when precision auto found no reduced precision (fp32 runs).")
+    provider: str = Field(description="The ONNX Runtime provider the session really uses, or OpenVINO:CPU.")
     device: str
     device_warning: str | None = Field(description="Set when the model runs on CPU although a GPU was asked for.")
     instances: int

@@ -106,15 +106,20 @@ class Engine:
             served.weights,
             served.provider,
             str(served.fallback is not None).lower(),
+            served.backend.value,
+            served.precision.value,
+            str(served.precision_fallback is not None).lower(),
         ).set(1)
         logger.info(
-            "serving %s v%d (%s, %s) weights=%s provider=%s instances=%d threads=%d max_batch=%d delay=%.1fms",
+            "serving %s v%d (%s, %s) weights=%s backend=%s precision=%s provider=%s instances=%d threads=%d "
+            "max_batch=%d delay=%.1fms",
             served.name, served.model.version, config.task.value, config.keypoints or "person", served.weights,
-            served.provider, len(served.sessions), served.sessions[0].threads, served.batcher.policy.max_batch_size,
-            config.batching.max_queue_delay_ms,
+            served.backend.value, served.precision.value, served.provider, len(served.sessions),
+            served.sessions[0].threads, served.batcher.policy.max_batch_size, config.batching.max_queue_delay_ms,
         )  # fmt: skip
-        if served.fallback:
-            logger.warning("%s: %s", served.name, served.fallback)
+        for note in (served.fallback, served.precision_fallback):
+            if note:
+                logger.warning("%s: %s", served.name, note)
         if served.weights == "synthetic":
             logger.warning(
                 "%s serves SYNTHETIC weights (architecture-exact, random): its outputs are meaningless. "
@@ -157,6 +162,9 @@ class Engine:
                     "input_size": list(config.input_size),
                     "weights": served.weights,
                     "version": served.model.version,
+                    "backend": served.backend.value,
+                    "precision": served.precision.value,
+                    "precision_warning": served.precision_fallback,
                     "provider": served.provider,
                     "device": served.sessions[0].device,
                     "device_warning": served.fallback,

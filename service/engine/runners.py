@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 
 from service.engine.results import Detections
+from service.engine.session import InferenceSession
 from service.metrics import stage_timer
 from service.models.repository import InstalledModel
 from service.models.schema import DetectorOutput
@@ -55,7 +55,7 @@ class CropJob:
 class _Runner:
     """Shared part: chunking for static batch sizes and padding to preferred sizes."""
 
-    def __init__(self, model: InstalledModel, session: ort.InferenceSession, pad_sizes: Sequence[int]) -> None:
+    def __init__(self, model: InstalledModel, session: InferenceSession, pad_sizes: Sequence[int]) -> None:
         self.model = model
         self.name = model.name
         self.session = session
@@ -134,7 +134,7 @@ class DetectorRunner(_Runner):
 class PoseRunner(_Runner):
     """Affine crops -> RTMPose -> SimCC decode -> keypoints (x, y, score) in image pixels."""
 
-    def __init__(self, model: InstalledModel, session: ort.InferenceSession, pad_sizes: Sequence[int]) -> None:
+    def __init__(self, model: InstalledModel, session: InferenceSession, pad_sizes: Sequence[int]) -> None:
         super().__init__(model, session, pad_sizes)
         config = model.config
         assert config.keypoints is not None  # the schema requires it for pose models

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from service.config import Settings, cpu_count
-from service.devices import parse_device
+from service.devices import Backend, Precision, parse_device
 from service.engine.batcher import Batcher, BatchPolicy
 from service.engine.runners import CropJob, DetectJob, DetectorRunner, PoseRunner
-from service.engine.session import CUDA, TENSORRT, SessionInfo, create_session
+from service.engine.session import CUDA, TENSORRT, SessionInfo, open_session
 from service.models.repository import InstalledModel
 from service.models.schema import DetectorOutput, ModelConfigError, Task
 
@@ -47,6 +47,18 @@ class ServedModel:
     @property
     def fallback(self) -> str | None:
         return self.sessions[0].fallback
+
+    @property
+    def backend(self) -> Backend:
+        return self.sessions[0].backend
+
+    @property
+    def precision(self) -> Precision:
+        return self.sessions[0].precision
+
+    @property
+    def precision_fallback(self) -> str | None:
+        return self.sessions[0].precision_fallback
 
     def warmup_sizes(self) -> list[int]:
         policy = self.batcher.policy
@@ -122,11 +134,14 @@ def load_served_model(
     """
     config = model.config
     device = parse_device(settings.device or config.instances.device)
+    backend = settings.backend or config.instances.backend
+    precision = settings.precision or config.instances.precision
     threads = _threads(model, settings)
     sessions = [
-        create_session(model.onnx_path, device, threads=threads, trt_cache=trt_cache, spinning=settings.cpu_spinning)
+        open_session(model.onnx_path, device, backend=backend, precision=precision, threads=threads,
+                     trt_cache=trt_cache, spinning=settings.cpu_spinning, input_size=config.input_size)
         for _ in range(config.instances.count)
-    ]
+    ]  # fmt: skip
     infos = [info for _, info in sessions]
     on_gpu = infos[0].provider in (CUDA, TENSORRT)
     pad = config.batching.pad_to_preferred if config.batching.pad_to_preferred is not None else on_gpu

@@ -13,7 +13,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from service.devices import parse_device
+from service.devices import Backend, Precision, parse_device
 from service.vision.keypoints import KEYPOINT_SETS
 
 CONFIG_FILE = "config.toml"
@@ -67,11 +67,15 @@ class BatchingConfig(_Strict):
 
 
 class InstancesConfig(_Strict):
-    """How many ORT sessions serve the model, and where."""
+    """How many sessions serve the model, where, with which runtime and in which precision."""
 
     count: int = Field(1, ge=1, le=64)
     device: str = "auto"
     threads: int = Field(0, ge=0, le=256, description="Intra-op threads per CPU instance; 0 = automatic.")
+    backend: Backend = Field(Backend.ONNXRUNTIME, description="onnxruntime | openvino (CPU; the openvino extra).")
+    precision: Precision = Field(
+        Precision.FP32, description="fp32 (exact) | bf16 | fp16 | auto (the fastest the backend and device have)."
+    )
 
     @field_validator("device")
     @classmethod

@@ -116,6 +116,8 @@ def test_list_models_matches_http(stub: pose_pb2_grpc.PoseServiceStub, server: S
         expected = http[name]
         assert (model.task, model.family, model.weights, model.provider) == (
             expected["task"], expected["family"], expected["weights"], expected["provider"])  # fmt: skip
+        assert (model.backend, model.precision, model.precision_warning) == (
+            expected["backend"], expected["precision"], expected["precision_warning"] or "")  # fmt: skip
         assert [model.input_width, model.input_height] == expected["input_size"]
         assert model.batching.max_batch_size == expected["batching"]["max_batch_size"]
         assert model.default == expected["default"]

@@ -79,6 +79,7 @@ def test_health_ready_and_models(client: httpx.Client) -> None:
     assert body["num_keypoints"] == 17
     assert body["input_size"] == [192, 256]
     assert body["weights"] == "custom"
+    assert (body["backend"], body["precision"], body["precision_warning"]) == ("onnxruntime", "fp32", None)
     assert body["provider"] == "CPUExecutionProvider"
     assert body["device"] == "cpu"
     assert "runs on CPU" in body["device_warning"]
@@ -362,6 +363,7 @@ def test_metrics_move_and_concurrent_requests_share_batches(client: httpx.Client
                    'pose_stage_duration_seconds_count{model="none",stage="decode"}',
                    'pose_queue_duration_seconds_count{model="pose-oracle"}',
                    'pose_items_total{model="detector-oracle"}', 'pose_queue_depth{model="pose-oracle"}',
-                   'pose_model_info{fallback="true",model="pose-oracle",provider="CPUExecutionProvider",version="1",'
+                   'pose_model_info{backend="onnxruntime",fallback="true",model="pose-oracle",precision="fp32",'
+                   'precision_fallback="false",provider="CPUExecutionProvider",version="1",'
                    'weights="custom"} 1.0'):  # fmt: skip
         assert needle in text, needle

@@ -102,6 +102,38 @@ def test_a_broken_config_names_file_and_field(small_repo: Path, tmp_path: Path) 
         start_server(small_repo, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det")
 
 
+def test_a_precision_the_runtime_cannot_give_stops_the_process_with_what_to_set(
+    small_repo: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(RuntimeError, match="the service exited with 1") as info:
+        start_server(small_repo, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det", POSE_PRECISION="bf16")
+    assert "precision bf16 asked for, but onnxruntime runs fp32" in str(info.value)
+    assert 'Set backend = \\"openvino\\"' in str(info.value)  # (JSON log line)
+
+
+def test_served_on_openvino_the_models_say_so(small_repo: Path, tmp_path: Path) -> None:
+    """POSE_BACKEND / POSE_PRECISION override every model; what runs shows in /v1/models, /metrics and the log."""
+    server = start_server(small_repo, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det",
+                          POSE_BACKEND="openvino", POSE_PRECISION="auto")  # fmt: skip
+    try:
+        models = {m["name"]: m for m in httpx.get(server.url + "/v1/models").json()["models"]}
+        precision = models["pose"]["precision"]
+        for model in models.values():
+            assert (model["backend"], model["provider"], model["precision"]) == ("openvino", "OpenVINO:CPU", precision)
+            assert (model["precision_warning"] is None) == (precision != "fp32")  # auto on a CPU without bf16/fp16
+        assert f"backend=openvino precision={precision} provider=OpenVINO:CPU" in server.logs()
+        metrics = httpx.get(server.url + "/metrics").text
+        fell_back = str(precision == "fp32").lower()
+        labels = (f'backend="openvino",fallback="false",model="pose",precision="{precision}",'
+                  f'precision_fallback="{fell_back}",provider="OpenVINO:CPU"')  # fmt: skip
+        assert f"pose_model_info{{{labels}" in metrics
+        response = httpx.post(server.url + "/v1/pose", content=SCENE, headers=PNG, timeout=30)
+        assert response.status_code == 200
+        assert len(response.json()["people"]) == 1
+    finally:
+        server.stop()
+
+
 def test_not_ready_until_warm(small_repo: Path, tmp_path: Path) -> None:
     """While a slow model warms up, /readyz and /v1/pose answer 503 and /healthz 200."""
     install_model(small_repo, "pose", slow_pose_oracle((192, 256), [0] * 17, out_channels=64), **POSE_FIELDS,

@@ -310,7 +310,8 @@ def test_describe_and_model_info(engine: Engine) -> None:
     assert described["pose"]["batching"]["max_batch_size"] == 16
     assert described["det"]["task"] == "detect"
     assert metric("pose_model_info", model="pose", version="1", weights="custom", provider="CPUExecutionProvider",
-                  fallback="true") == 1  # fmt: skip
+                  fallback="true", backend="onnxruntime", precision="fp32",
+                  precision_fallback="false") == 1  # fmt: skip
 
 
 def test_a_lone_request_does_not_wait_for_the_pose_queue_delay(tmp_path: Path) -> None:

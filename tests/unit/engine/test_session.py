@@ -22,7 +22,7 @@ def pose_onnx(tmp_path: Path) -> Path:
 
 
 def test_tensorrt_first_with_fp16_and_an_engine_cache(tmp_path: Path) -> None:
-    providers = _gpu_providers([TENSORRT, CUDA, CPU], 1, tmp_path / "trt")
+    providers = _gpu_providers([TENSORRT, CUDA, CPU], 1, tmp_path / "trt", fp16=True)
     assert [p[0] for p in providers] == [TENSORRT, CUDA]
     trt = providers[0][1]
     assert trt["device_id"] == 1
@@ -34,7 +34,7 @@ def test_tensorrt_first_with_fp16_and_an_engine_cache(tmp_path: Path) -> None:
 
 
 def test_cuda_alone_without_tensorrt(tmp_path: Path) -> None:
-    assert _gpu_providers([CUDA, CPU], 0, tmp_path / "trt") == [(CUDA, {"device_id": 0})]
+    assert _gpu_providers([CUDA, CPU], 0, tmp_path / "trt", fp16=False) == [(CUDA, {"device_id": 0})]
 
 
 def test_auto_falls_back_to_cpu_and_says_so(pose_onnx: Path, tmp_path: Path) -> None:

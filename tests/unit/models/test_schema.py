@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from service.devices import Backend, Precision
 from service.models.schema import ModelConfigError, load_config
 
 GOOD_POSE = """
@@ -59,6 +60,16 @@ def test_design_md_example_parses(tmp_path: Path) -> None:
     assert config.to_rgb is True
 
 
+def test_backend_and_precision_default_to_exact_onnxruntime_and_parse(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD_POSE))
+    assert (config.instances.backend, config.instances.precision) == (Backend.ONNXRUNTIME, Precision.FP32)
+    text = GOOD_POSE.replace('device = "cuda:1"', 'device = "cpu"\nbackend = "openvino"\nprecision = "bf16"')
+    config = load_config(write(tmp_path, text))
+    assert (config.instances.backend, config.instances.precision) == (Backend.OPENVINO, Precision.BF16)
+    instances = config.to_toml_dict()["instances"]
+    assert (instances["backend"], instances["precision"]) == ("openvino", "bf16")  # written back as strings
+
+
 def test_detector_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD_DETECTOR, "rtmdet-nano"))
     assert config.keypoints is None
@@ -82,6 +93,8 @@ def test_detector_defaults(tmp_path: Path) -> None:
         (("preferred_batch_sizes = [8, 16, 32]", "preferred_batch_sizes = [16, 8]"), "batching", "increasing"),
         (('device = "cuda:1"', 'device = "gpu"'), "instances.device", "cpu, auto, cuda, cuda:N"),
         (("count = 2", "count = 0"), "instances.count", ""),
+        (("count = 2", 'count = 2\nbackend = "tensorrt"'), "instances.backend", "'onnxruntime' or 'openvino'"),
+        (("count = 2", 'count = 2\nprecision = "int8"'), "instances.precision", "'fp32', 'bf16', 'fp16' or 'auto'"),
         (('keypoints = "coco17"\n', ""), "(top level)", "pose models need 'keypoints'"),
     ],
 )

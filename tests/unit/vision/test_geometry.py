@@ -4,17 +4,25 @@ letterbox -> detector -> boxes -> center/scale -> warp -> pose -> decode -> inve
 built here from the service.vision functions. The oracles compute their answers from
 the pixels (tests/oracles.py), so a marker drawn in the image must come back where it
 was drawn, and a constant answer must land where MMPose's inverse transform puts it.
+
+Every runtime the service can serve on runs the same checks: ONNX Runtime, OpenVINO fp32
+(same tolerances) and OpenVINO bf16 (where the CPU has it; tolerances measured, see
+``Runtime``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 
+from service.devices import Precision, parse_device
+from service.engine import openvino_backend
+from service.engine.session import InferenceSession
 from service.vision.postprocess import decode_simcc, detections_to_boxes, flip_simcc_back, keypoints_to_image
 from service.vision.preprocess import (
     bbox_xyxy_to_center_scale,
@@ -35,18 +43,57 @@ RED, GREEN = 2, 1  # BGR indices for drawing
 POSE_CHANNELS = (0, 1)  # the pose oracle, fed RGB: keypoint 0 reads red, keypoint 1 reads green
 
 
-def _session(model: onnx.ModelProto) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+@dataclass(frozen=True)
+class Runtime:
+    """A backend and precision to run the oracles in, with the score tolerance it meets."""
+
+    name: str
+    precision: Precision | None  # None: ONNX Runtime (fp32); else OpenVINO in this precision
+    score_rtol: float = 1e-6  # SimCC maxima through the constant model
+
+    def session(self, model: onnx.ModelProto, folder: Path, input_size: tuple[int, int] | None) -> InferenceSession:
+        if self.precision is None:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        folder.mkdir(parents=True, exist_ok=True)
+        onnx.save(model, str(folder / "model.onnx"))
+        session, info = openvino_backend.create_session(
+            folder / "model.onnx", parse_device("cpu"), precision=self.precision, threads=1, input_size=input_size
+        )
+        assert info.precision is self.precision
+        return session
+
+
+HAS_BF16 = Precision.BF16 in openvino_backend.cpu_precisions()
+RUNTIMES = [
+    pytest.param(Runtime("onnxruntime", None), id="onnxruntime"),
+    pytest.param(Runtime("openvino-fp32", Precision.FP32), id="openvino-fp32"),
+    # bf16 keeps 8 significant bits: a SimCC maximum of 0.7 comes back as 0.69921875 (rel. error <= 2**-9)
+    pytest.param(
+        Runtime("openvino-bf16", Precision.BF16, score_rtol=2**-8),
+        id="openvino-bf16",
+        marks=pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bf16 in OpenVINO (AVX512-BF16 / AMX)"),
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest) -> Runtime:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("oracles")
 
 
 @dataclass
 class Chain:
     """The service's top-down pipeline, from the vision functions, for one image."""
 
-    detector: ort.InferenceSession
-    pose: ort.InferenceSession
+    detector: InferenceSession
+    pose: InferenceSession
     det_side: int
     pose_size: tuple[int, int]
     det_to_rgb: bool = False
@@ -73,9 +120,11 @@ class Chain:
 
 
 @pytest.fixture(scope="module")
-def detector() -> ort.InferenceSession:
-    model = oracles.detector_oracle(channel=0, bands=BANDS, mean=oracles.RTMDET_MEAN, std=oracles.RTMDET_STD)
-    return _session(model)
+def detector(runtime: Runtime, models_dir: Path) -> InferenceSession:
+    model = oracles.detector_oracle(
+        channel=0, bands=BANDS, mean=oracles.RTMDET_MEAN, std=oracles.RTMDET_STD, probe=True
+    )
+    return runtime.session(model, models_dir / f"detector-{runtime.name}", None)  # any input size
 
 
 @pytest.fixture(scope="module", params=[(192, 256), (288, 384)], ids=["192x256", "288x384"])
@@ -84,8 +133,9 @@ def pose_size(request: pytest.FixtureRequest) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def pose(pose_size: tuple[int, int]) -> ort.InferenceSession:
-    return _session(oracles.pose_oracle(pose_size, POSE_CHANNELS))
+def pose(runtime: Runtime, models_dir: Path, pose_size: tuple[int, int]) -> InferenceSession:
+    folder = models_dir / f"pose-{runtime.name}-{pose_size[0]}x{pose_size[1]}"
+    return runtime.session(oracles.pose_oracle(pose_size, POSE_CHANNELS, probe=True), folder, pose_size)
 
 
 # (image width, height, people: (box x1, y1, x2, y2, red marker, green marker))
@@ -115,7 +165,7 @@ def _draw_scene(width: int, height: int, people: list) -> tuple[np.ndarray, np.n
 @pytest.mark.parametrize("det_side", [320, 640])
 @pytest.mark.parametrize("scene", sorted(SCENES))
 def test_markers_come_back_through_the_whole_chain(
-    detector: ort.InferenceSession, pose: ort.InferenceSession, pose_size: tuple[int, int], det_side: int, scene: str
+    detector: InferenceSession, pose: InferenceSession, pose_size: tuple[int, int], det_side: int, scene: str
 ) -> None:
     width, height, people = SCENES[scene]
     image, drawn_boxes, markers = _draw_scene(width, height, people)
@@ -137,7 +187,7 @@ def test_markers_come_back_through_the_whole_chain(
 
 
 def test_channel_order_is_checked(
-    detector: ort.InferenceSession, pose: ort.InferenceSession, pose_size: tuple[int, int]
+    detector: InferenceSession, pose: InferenceSession, pose_size: tuple[int, int]
 ) -> None:
     """The pose oracle reads red: fed BGR it finds the blue person instead; the detector fed RGB finds nothing."""
     width, height, people = SCENES["landscape-odd-two-people"]
@@ -157,19 +207,24 @@ def test_channel_order_is_checked(
 
 
 @pytest.mark.parametrize("input_size", [(192, 256), (288, 384), (256, 256)])
-def test_constant_bins_land_where_mmpose_inverse_transform_puts_them(input_size: tuple[int, int]) -> None:
+def test_constant_bins_land_where_mmpose_inverse_transform_puts_them(
+    runtime: Runtime, models_dir: Path, input_size: tuple[int, int]
+) -> None:
     width, height = input_size
     x_bins = [0, 1, 7, width, 2 * width - 1]
     y_bins = [2 * height - 1, 0, 101, height, 3]
     x_peaks, y_peaks = [0.9, 0.2, 0.7, 0.0, 0.5], [0.3, 0.8, 0.7, 0.6, -0.1]
-    model = oracles.constant_pose_model(input_size, x_bins, y_bins, x_peaks=x_peaks, y_peaks=y_peaks, background=-1.0)
-    chain = Chain(detector=None, pose=_session(model), det_side=0, pose_size=input_size)  # type: ignore[arg-type]
+    model = oracles.constant_pose_model(
+        input_size, x_bins, y_bins, x_peaks=x_peaks, y_peaks=y_peaks, background=-1.0, probe=True
+    )
+    session = runtime.session(model, models_dir / f"constant-{runtime.name}-{width}x{height}", input_size)
+    chain = Chain(detector=None, pose=session, det_side=0, pose_size=input_size)  # type: ignore[arg-type]
     image = np.zeros((480, 641, 3), np.uint8)
     boxes = np.array([[10.0, 20.0, 110.0, 300.0], [-50.0, 400.5, 700.0, 470.0], [300.25, 100.0, 301.0, 101.0]])
 
     keypoints, scores = chain.pose_boxes(image, boxes)
 
-    np.testing.assert_allclose(scores, np.tile(np.minimum(x_peaks, y_peaks), (3, 1)), rtol=1e-6)
+    np.testing.assert_allclose(scores, np.tile(np.minimum(x_peaks, y_peaks), (3, 1)), rtol=runtime.score_rtol)
     for i, box in enumerate(boxes):
         # MMPose, independently in float64: bbox_xyxy2cs -> _fix_aspect_ratio -> SimCC decode -> inverse
         center, scale = ref.bbox_xyxy2cs(box.astype(np.float64), padding=1.25)
@@ -184,7 +239,7 @@ def test_constant_bins_land_where_mmpose_inverse_transform_puts_them(input_size:
         np.testing.assert_allclose(keypoints[i], through_matrix, rtol=0, atol=0.01)
 
 
-def test_flip_test_outputs_turn_back_onto_the_markers(pose: ort.InferenceSession, pose_size: tuple[int, int]) -> None:
+def test_flip_test_outputs_turn_back_onto_the_markers(pose: InferenceSession, pose_size: tuple[int, int]) -> None:
     """MMPose flip test: model(flipped input) -> flip_simcc_back -> average with the plain outputs."""
     width, height, people = SCENES["portrait-odd-at-bottom-right"]
     image, boxes, markers = _draw_scene(width, height, people)

@@ -61,3 +61,19 @@ def test_oracles_install_and_load_through_the_model_repository(tmp_path: Path) -
     assert not detector.config.to_rgb
     assert detector.config.mean == oracles.RTMDET_MEAN
     assert repository.load("constant").config.num_keypoints == 17
+
+
+def test_the_precision_probe_is_an_exact_no_op_in_fp32() -> None:
+    rng = np.random.default_rng(3)
+    pose_batch = rng.standard_normal((2, 3, 64, 48)).astype(np.float32)
+    det_batch = rng.integers(0, 255, (2, 3, 90, 130)).astype(np.float32)
+    pairs = [
+        (lambda **kw: oracles.pose_oracle((48, 64), [0, 1, 2], **kw), pose_batch),
+        (lambda **kw: oracles.constant_pose_model((48, 64), [3, 90], [0, 127], x_peaks=[0.3, 0.7], **kw), pose_batch),
+        (lambda **kw: oracles.detector_oracle(channel=0, bands=[(200, 255), (140, 180)], **kw), det_batch),
+    ]
+    for build, batch in pairs:
+        plain, probed = _run(build(), batch), _run(build(probe=True), batch)
+        assert any(node.op_type == "Conv" for node in build(probe=True).graph.node)
+        for p, q in zip(plain, probed, strict=True):
+            np.testing.assert_array_equal(p, q)

@@ -150,7 +150,7 @@ class Batching(_message.Message):
     def __init__(self, max_batch_size: _Optional[int] = ..., max_queue_delay_ms: _Optional[float] = ..., preferred_batch_sizes: _Optional[_Iterable[int]] = ..., max_queue_size: _Optional[int] = ..., queued: _Optional[int] = ...) -> None: ...
 
 class ModelDescription(_message.Message):
-    __slots__ = ("name", "task", "family", "keypoints", "num_keypoints", "input_width", "input_height", "weights", "version", "provider", "device", "device_warning", "instances", "threads_per_instance", "static_batch", "default", "batching")
+    __slots__ = ("name", "task", "family", "keypoints", "num_keypoints", "input_width", "input_height", "weights", "version", "provider", "device", "device_warning", "instances", "threads_per_instance", "static_batch", "default", "batching", "backend", "precision", "precision_warning")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +168,9 @@ class ModelDescription(_message.Message):
     STATIC_BATCH_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_FIELD_NUMBER: _ClassVar[int]
     BATCHING_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_WARNING_FIELD_NUMBER: _ClassVar[int]
     name: str
     task: str
     family: str
@@ -185,7 +188,10 @@ class ModelDescription(_message.Message):
     static_batch: int
     default: bool
     batching: Batching
-    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., family: _Optional[str] = ..., keypoints: _Optional[str] = ..., num_keypoints: _Optional[int] = ..., input_width: _Optional[int] = ..., input_height: _Optional[int] = ..., weights: _Optional[str] = ..., version: _Optional[int] = ..., provider: _Optional[str] = ..., device: _Optional[str] = ..., device_warning: _Optional[str] = ..., instances: _Optional[int] = ..., threads_per_instance: _Optional[int] = ..., static_batch: _Optional[int] = ..., default: _Optional[bool] = ..., batching: _Optional[_Union[Batching, _Mapping]] = ...) -> None: ...
+    backend: str
+    precision: str
+    precision_warning: str
+    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., family: _Optional[str] = ..., keypoints: _Optional[str] = ..., num_keypoints: _Optional[int] = ..., input_width: _Optional[int] = ..., input_height: _Optional[int] = ..., weights: _Optional[str] = ..., version: _Optional[int] = ..., provider: _Optional[str] = ..., device: _Optional[str] = ..., device_warning: _Optional[str] = ..., instances: _Optional[int] = ..., threads_per_instance: _Optional[int] = ..., static_batch: _Optional[int] = ..., default: _Optional[bool] = ..., batching: _Optional[_Union[Batching, _Mapping]] = ..., backend: _Optional[str] = ..., precision: _Optional[str] = ..., precision_warning: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)
