@@ -17,6 +17,8 @@ can be had and reports when that is plain fp32.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +67,26 @@ class SessionInfo:
 
 
 ProviderList = list[str | tuple[str, dict[str, Any]]]
+
+
+@functools.cache
+def usable_providers() -> list[str]:
+    """ONNX Runtime's providers, without TensorRT when TensorRT's own libraries cannot load.
+
+    onnxruntime-gpu lists TensorRT whenever it ships the provider library, even where
+    libnvinfer is missing (the GPU image has none); a session asked for it then fails
+    over to CUDA and CPU *without our provider options* (device_id among them), so we do
+    not ask for it where it cannot load.
+    """
+    available = ort.get_available_providers()
+    if TENSORRT in available:
+        library = Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_tensorrt.so"
+        try:
+            ctypes.CDLL(str(library))
+        except OSError as exc:
+            logger.info("TensorRT provider left out: its libraries do not load (%s)", exc)
+            available = [p for p in available if p != TENSORRT]
+    return available
 
 
 def _gpu_providers(available: list[str], index: int, trt_cache: Path, *, fp16: bool) -> ProviderList:
@@ -165,7 +187,7 @@ def create_session(
         DeviceUnavailableError: an explicit ``cuda:N`` is not usable.
         BackendUnavailableError: an explicit bf16, or fp16 without TensorRT.
     """
-    available = ort.get_available_providers()
+    available = usable_providers()
     refusal = _ort_precision_refusal(path, device, precision, available)
     if refusal:
         raise BackendUnavailableError(refusal)

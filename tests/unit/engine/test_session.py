@@ -68,3 +68,17 @@ def test_batches_pad_up_to_the_next_preferred_size(pose_onnx: Path, tmp_path: Pa
     image = np.zeros((64, 48, 3), np.uint8)
     out = runner([CropJob(image, np.array([24, 32], np.float32), np.array([48, 64], np.float32))] * 3)
     assert len(out) == 3  # padded rows are run and dropped
+
+
+def test_tensorrt_is_left_out_when_its_libraries_do_not_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """onnxruntime-gpu lists TensorRT even where libnvinfer is missing; asking for it would drop our options."""
+    from service.engine import session
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [TENSORRT, CUDA, CPU])
+    session.usable_providers.cache_clear()
+    try:
+        assert session.usable_providers() == [CUDA, CPU]  # this build ships no TensorRT provider library
+    finally:
+        monkeypatch.undo()
+        session.usable_providers.cache_clear()
+    assert session.usable_providers() == ort.get_available_providers()
