@@ -74,11 +74,12 @@ image-test: $(STAMP)
 	$(PY) -m pytest -q -m image tests/deploy
 
 # rtmlib pulls opencv-python + opencv-contrib-python, which clash with the service's headless OpenCV:
-# it gets its own environment, with the same onnxruntime and openvino versions as the service.
+# it gets its own environment, with the same onnxruntime and openvino versions as the service, and
+# matplotlib for the plot (benchmarks/plot.py).
 $(BENCH_VENV)/.installed: $(STAMP)
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install -q rtmlib==0.0.16 \
+	$(BENCH_VENV)/bin/python -m pip install -q rtmlib==0.0.16 matplotlib==3.11.2 \
 		onnxruntime==$$($(PY) -c "import onnxruntime; print(onnxruntime.__version__)") \
 		openvino==$$($(PY) -c "from importlib.metadata import version; print(version('openvino'))")
 	touch $@

@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -31,8 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import load, raw_openvino, rtmlib_env
-from benchmarks.stats import Rate, summarize
+from benchmarks import load, raw_openvino, rtmlib_env, turns
+from benchmarks.resources import Meter
+from benchmarks.stats import Rate
+from benchmarks.turns import Turn
 from service.config import Settings
 from service.devices import Backend, Precision
 from service.engine.engine import Engine
@@ -70,18 +73,6 @@ def openvino_variants() -> list[Variant]:
     return [Variant(Backend.OPENVINO, p) for p in (Precision.FP32, Precision.BF16) if p in precisions]
 
 
-def versions() -> str:
-    """ "; openvino VERSION (CPU capabilities)" for the machine line, or "" without openvino."""
-    try:
-        from service.engine.openvino_backend import core
-    except ImportError:
-        return ""
-    import openvino
-
-    capabilities = core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    return f"; openvino {openvino.__version__.split('-')[0]} (CPU: {' '.join(capabilities)})"
-
-
 def given_boxes(engine: Engine, images: list[DecodedImage], max_people: int) -> list[np.ndarray]:
     """The boxes the service's detector finds (top ``max_people``), in original pixels: every row's given boxes."""
 
@@ -116,37 +107,75 @@ def _engine(inputs: Inputs, variant: Variant) -> Engine:
     return engine
 
 
-def _in_turns(measure: dict[str, Callable[[float, bool], load.Samples]], seconds: float, rounds: int
-              ) -> dict[str, load.Samples]:  # fmt: skip
-    """Each configuration ``rounds`` times for ``seconds / rounds``, in turns: a load that drifts (other
-    processes on the same cores) then weighs on every configuration alike, and their ratios stay fair."""
-    total: dict[str, load.Samples] = {}
-    for turn in range(rounds):
-        for key, fn in measure.items():
-            got = fn(seconds / rounds, turn == 0)
-            total[key] = load.add(total[key], got) if key in total else got
-    return total
-
-
-def _rtmlib_measure(worker: rtmlib_env.Worker) -> Callable[[float, bool], load.Samples]:
-    def measure(seconds: float, warm: bool) -> load.Samples:  # (the worker warmed up when it loaded)
+def _rtmlib(worker: rtmlib_env.Worker) -> Callable[[float, float], load.Samples]:
+    def measure(seconds: float, ramp: float) -> load.Samples:  # (no ramp: one loop, warmed up when it loaded)
         data = worker.measure(seconds)
-        return data["latencies_s"], data["wall_s"], data["crops"]
+        return load.Samples(data["latencies_s"], data["wall_s"], data["images"], data["crops"])
 
     return measure
 
 
-def run(inputs: Inputs, concurrency: int, with_http: bool, rounds: int = 4) -> tuple[list[Rate], dict[str, float]]:
-    """Every backend row at ``concurrency``; the rows and the issue's ratios.
+@dataclass
+class Result:
+    rows: list[Rate]
+    ratios: dict[str, float]
+    rates: dict[str, Rate]  # the rows measured in turns, by key ("rtmlib loop", "in process onnxruntime_fp32", ...)
 
-    The rows the ratios compare (pose on boxes in process and over HTTP, rtmlib on the same
-    boxes) are measured in one block, in turns: every engine, server and rtmlib worker is
-    loaded first, then each gets ``rounds`` slices of ``2 * seconds / rounds``.
+
+class _Block:
+    """The configurations measured in turns, each loaded once (engines, rtmlib workers, servers) on one stack."""
+
+    def __init__(self, stack: contextlib.ExitStack, inputs: Inputs, engines: dict[Variant, Engine],
+                 boxes: list[np.ndarray]) -> None:  # fmt: skip
+        self.stack, self.inputs, self.engines, self.boxes = stack, inputs, engines, boxes
+        self.turns: dict[str, Turn] = {}
+        self.boxes_file = inputs.repo_root.parent / "boxes.json"
+        self.boxes_file.write_text(json.dumps([b.tolist() for b in boxes]))
+
+    def in_process(self, key: str, variant: Variant, level: int) -> None:
+        measure = functools.partial(load.pose_on_boxes_samples, self.engines[variant], self.inputs.images,
+                                    self.boxes, level)  # fmt: skip
+        self.turns[key] = Turn(f"pose on boxes in process, {variant.label}, c{level}", "crops/s", "decoded images",
+                               measure, Meter(os.getpid()))  # fmt: skip
+
+    def rtmlib(self, key: str, name: str, notes: str, *options: str, boxes: bool = True) -> None:
+        """rtmlib pose on the given boxes (crops/s) or, with ``boxes=False``, its detector + pose loop (images/s)."""
+        given = ("--boxes", str(self.boxes_file)) if boxes else ()
+        i = self.inputs
+        worker = rtmlib_env.Worker(i.det_path, i.pose_path, i.paths, i.max_people, *given, *options)
+        self.stack.callback(worker.close)
+        unit = "crops/s" if boxes else "images/s"
+        self.turns[key] = Turn(name, unit, f"{notes}, {worker.provider}", _rtmlib(worker), Meter(worker.pid))
+
+    def http(self, key: str, variant: Variant, level: int) -> None:
+        server = _server(self.inputs, variant)
+        self.stack.callback(server.stop)
+        jpegs = [p.read_bytes() for p in self.inputs.paths]
+        measure = functools.partial(load.http_boxes_samples, server.url, jpegs, self.boxes, level)
+        self.turns[key] = Turn(f"pose on boxes over HTTP, {variant.label}, c{level}", "crops/s",
+                               "JPEG decode included", measure, Meter(server.process.pid, os.getpid()))  # fmt: skip
+
+
+def run(inputs: Inputs, concurrency: int, *, with_http: bool, openvino: bool = True, rtmlib: bool = True,
+        gpu: bool = False, rounds: int = 3, block_seconds: float | None = None) -> Result:  # fmt: skip
+    """The rows measured in turns (pose on given boxes, rtmlib both ways), and the OpenVINO rows.
+
+    The rows whose ratios the issues ask for are measured in one block, in turns: every
+    engine, server and rtmlib worker is loaded first, then each gets ``rounds`` slices of
+    ``block_seconds / rounds`` (default ``1.5 * seconds``):
+
+    - pose on the same given boxes at ``concurrency``: the service in process and over HTTP on
+      ONNX Runtime fp32 (and each OpenVINO variant), rtmlib on ``onnxruntime`` (and ``openvino``);
+    - rtmlib's RTMDet + RTMPose loop on ONNX Runtime as users run it (ORT's default session options:
+      intra-op spinning on) and with spinning off, the one difference between the two;
+    - with ``gpu``: the service's pose on boxes at concurrency 64 (its device is ``auto``: the GPU)
+      and rtmlib's batch-1 loop on the CUDA provider.
     """
-    variants = [ORT_FP32, *openvino_variants()]
+    variants = [ORT_FP32, *(openvino_variants() if openvino else [])]
+    rtmlib = rtmlib and rtmlib_env.available()
     rows: list[Rate] = []
     for variant in variants[1:]:
-        rows += raw_openvino.pose_rates(inputs.pose_path, inputs.pose_size, sorted({1, inputs.max_people, 8, 16, 32}),
+        rows += raw_openvino.pose_rates(inputs.pose_path, inputs.pose_size, sorted({1, inputs.max_people, 8, 32}),
                                         inputs.seconds / 2, inputs.threads, variant.precision)  # fmt: skip
 
     with contextlib.ExitStack() as stack:
@@ -154,51 +183,47 @@ def run(inputs: Inputs, concurrency: int, with_http: bool, rounds: int = 4) -> t
         for variant in variants:
             engines[variant] = _engine(inputs, variant)
             stack.callback(engines[variant].close, 5)
-        boxes = given_boxes(engines[ORT_FP32], inputs.images, inputs.max_people)  # the same boxes for every row
         for variant in variants[1:]:  # (the ONNX Runtime pipeline rows are bench.py's)
-            rate = load.pipeline_rate(engines[variant], inputs.images, concurrency, inputs.seconds, inputs.max_people)
-            rows.append(dataclasses.replace(rate, name=f"pipeline in process, c{concurrency}, {variant.label}"))
-        measure = {
-            f"in process {v.key}": functools.partial(
-                load.pose_on_boxes_samples, engines[v], inputs.images, boxes, concurrency
-            )  # fmt: skip
-            for v in variants
-        }
-        common = (inputs.det_path, inputs.pose_path, inputs.paths)
-        if rtmlib_env.available():
-            boxes_file = inputs.repo_root.parent / "boxes.json"
-            boxes_file.write_text(json.dumps([b.tolist() for b in boxes]))
-            for backend in ("onnxruntime", "openvino"):
-                worker = rtmlib_env.Worker(*common, inputs.max_people, "--backend", backend, "--boxes", str(boxes_file))
-                stack.callback(worker.close)
-                measure[f"rtmlib {backend}"] = _rtmlib_measure(worker)
-        if with_http:
-            jpegs = [p.read_bytes() for p in inputs.paths]
-            for v in variants:
-                server = _server(inputs, v)
-                stack.callback(server.stop)
-                measure[f"HTTP {v.key}"] = functools.partial(load.http_boxes_samples, server.url, jpegs, boxes,
-                                                             concurrency)  # fmt: skip
-        samples = _in_turns(measure, 2 * inputs.seconds, rounds)
+            with Meter(os.getpid()) as meter:
+                rate = load.pipeline_rate(engines[variant], inputs.images, concurrency, inputs.seconds,
+                                          inputs.max_people)  # fmt: skip
+            rows.append(dataclasses.replace(rate, name=f"pipeline in process, c{concurrency}, {variant.label}",
+                                            usage=meter.usage()))  # fmt: skip
+        # the same boxes for every row: those the service's ONNX Runtime fp32 detector finds
+        block = _Block(stack, inputs, engines, given_boxes(engines[ORT_FP32], inputs.images, inputs.max_people))
+        block.in_process(f"in process {ORT_FP32.key}", ORT_FP32, concurrency)
+        if rtmlib:
+            block.rtmlib("rtmlib onnxruntime", "rtmlib pose on boxes, onnxruntime", "one crop per call, JPEG decode")
+            block.rtmlib("rtmlib loop", "rtmlib RTMDet + RTMPose loop", "ORT spinning on (its default)", boxes=False)
+            block.rtmlib("rtmlib loop spinning off", "rtmlib loop, ORT spinning off", "intra-op spinning off",
+                         "--ort-spinning", "off", boxes=False)  # fmt: skip
+        for variant in variants[1:]:
+            block.in_process(f"in process {variant.key}", variant, concurrency)
+        if rtmlib and len(variants) > 1:
+            block.rtmlib("rtmlib openvino", "rtmlib pose on boxes, openvino", "one crop per call, JPEG decode",
+                         "--backend", "openvino")  # fmt: skip
+        if gpu:
+            block.in_process("in process gpu", ORT_FP32, 64)
+            if rtmlib:
+                block.rtmlib("rtmlib cuda", "rtmlib pose on boxes, onnxruntime cuda", "batch 1, JPEG decode",
+                             "--device", "cuda")  # fmt: skip
+        for variant in variants if with_http else []:
+            block.http(f"HTTP {variant.key}", variant, concurrency)
+        rates = turns.in_turns(block.turns, block_seconds or 1.5 * inputs.seconds, rounds)
 
-    loop = rtmlib_env.run(*common, inputs.seconds, inputs.max_people, "--backend", "openvino")
-    if loop:
-        rows.append(summarize("rtmlib RTMDet + RTMPose loop, openvino", loop["latencies_s"], loop["wall_s"],
-                              loop["images"], "images/s", "one crop per call"))  # fmt: skip
-
-    turns = f"{rounds} slices in turns"
-    named = {
-        **{f"in process {v.key}": (f"pose on boxes in process, {v.label}, c{concurrency}",
-                                   f"decoded images, {turns}") for v in variants},
-        "rtmlib onnxruntime": ("rtmlib pose on boxes, onnxruntime", f"one crop per call, JPEG decode, {turns}"),
-        "rtmlib openvino": ("rtmlib pose on boxes, openvino", f"one crop per call, JPEG decode, {turns}"),
-        **{f"HTTP {v.key}": (f"pose on boxes over HTTP, {v.label}, c{concurrency}",
-                             f"JPEG decode included, {turns}") for v in variants},
-    }  # fmt: skip
-    rates = {key: summarize(name, *samples[key], "crops/s", notes)
-             for key, (name, notes) in named.items() if key in samples}  # fmt: skip
+    if rtmlib and len(variants) > 1:
+        rows.append(_rtmlib_loop(inputs, "openvino"))
     rows += rates.values()
-    return rows, _ratios(rates, variants)
+    return Result(rows, _ratios(rates, variants), rates)
+
+
+def _rtmlib_loop(inputs: Inputs, backend: str) -> Rate:
+    """rtmlib's RTMDet + RTMPose loop on ``backend``, alone (not in turns)."""
+    with rtmlib_env.Worker(inputs.det_path, inputs.pose_path, inputs.paths, inputs.max_people, "--backend",
+                           backend) as worker:  # fmt: skip
+        turn = Turn(f"rtmlib RTMDet + RTMPose loop, {backend}", "images/s", "one crop per call", _rtmlib(worker),
+                    Meter(worker.pid))  # fmt: skip
+        return turns.one(turn, inputs.seconds)
 
 
 def _server(inputs: Inputs, variant: Variant):  # -> tests.integration.server.Server
@@ -211,8 +236,19 @@ def _server(inputs: Inputs, variant: Variant):  # -> tests.integration.server.Se
 
 
 def _ratios(rates: dict[str, Rate], variants: list[Variant]) -> dict[str, float]:
-    """The issue's targets: OpenVINO over ONNX Runtime fp32 (the pose stage), the service over rtmlib + OpenVINO."""
+    """The issues' ratios: the service over rtmlib on the same boxes, rtmlib's loop without spinning over with it
+    (issue 14); OpenVINO over ONNX Runtime fp32 (the pose stage), the service over rtmlib + OpenVINO (issue 15)."""
     ratios: dict[str, float] = {}
+
+    def ratio(name: str, top: str, bottom: str) -> None:
+        if top in rates and bottom in rates:
+            ratios[name] = rates[top].items_per_s / rates[bottom].items_per_s
+
+    ratio("pose_on_boxes_in_process_onnxruntime_fp32_over_rtmlib_onnxruntime", f"in process {ORT_FP32.key}",
+          "rtmlib onnxruntime")  # fmt: skip
+    ratio("pose_on_boxes_http_onnxruntime_fp32_over_rtmlib_onnxruntime", f"HTTP {ORT_FP32.key}", "rtmlib onnxruntime")
+    ratio("rtmlib_loop_spinning_off_over_on", "rtmlib loop spinning off", "rtmlib loop")
+    ratio("gpu_pose_on_boxes_c64_over_rtmlib_cuda", "in process gpu", "rtmlib cuda")
     base = rates.get(f"in process {ORT_FP32.key}")
     rtmlib_ov = rates.get("rtmlib openvino")
     for v in variants:
@@ -232,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.backends``: only these rows, on bench.py's models and images (quicker to repeat)."""
     import argparse
 
+    from benchmarks import machine
     from benchmarks.bench import DETECTOR, POSE, ROOT, load_images, prepare_repository, table
     from service.config import cpu_count
     from service.vision.image import decode_image
@@ -243,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     repo_root = ROOT / ".bench" / "repository"
-    repo, _ = prepare_repository(repo_root)
+    host = machine.describe()
+    repo, detector_kind = prepare_repository(repo_root)
     engine = Engine(Settings(model_repository=repo_root, model=POSE, detector=DETECTOR, log_level="WARNING"))
     engine.start()
     paths, _ = load_images(engine, args.max_people)
@@ -252,16 +290,20 @@ def main(argv: list[str] | None = None) -> int:
     images = [decode_image(p.read_bytes(), max_pixels=10**9) for p in paths]
     inputs = Inputs(repo_root, repo.load(DETECTOR).onnx_path, pose.onnx_path, pose.config.input_size, paths, images,
                     args.max_people, args.seconds, cpu_count())  # fmt: skip
-    rows, ratios = run(inputs, 8, with_http=not args.no_http)
-    print(f"\n{versions().removeprefix('; ')}\n")
-    print(table(rows))
+    result = run(inputs, 8, with_http=not args.no_http)
+    models = {"pose": f"synthetic {POSE}", "detector": detector_kind}
+    print(f"\nmachine: {machine.line(host)}\nmodels: {models['pose']} + {detector_kind}\n")
+    print(table(result.rows))
     print()
-    for key, value in ratios.items():
+    for key, value in result.ratios.items():
         print(f"{key:64} {value:8.3f}")
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    record = {"when": stamp, "openvino": versions(), "rows": [r.as_dict() for r in rows], "ratios": ratios}
+    command = " ".join(["python -m benchmarks.backends", *(sys.argv[1:] if argv is None else argv)])
+    record = {"when": stamp, "command": command,
+              "machine": host, "machine_line": machine.line(host), "models": models,
+              "rows": [r.as_dict() for r in result.rows], "ratios": result.ratios}  # fmt: skip
     (out / f"backends-{stamp}.json").write_text(json.dumps(record, indent=2))
     print(f"\nwritten: {out / f'backends-{stamp}.json'}")
     return 0

@@ -2,29 +2,36 @@
 
 Same models (synthetic RTMPose-m 256x192; the real RTMDet-nano from ../shared/assets
 when present, else a synthetic one) and the same images (real COCO val2017 photos
-when present) for every row. Prints a table and writes JSON under benchmarks/results/.
+when present) for every row. Prints the machine, a table and the ratios, writes
+``benchmarks/results/bench-<time>.json`` and, with matplotlib (``.bench-venv``), a
+``.png`` beside it: throughput and p99 latency against concurrency.
 
-    python -m benchmarks.bench [--seconds 8] [--no-http] [--no-rtmlib]
+    python -m benchmarks.bench [--seconds 6] [--no-http] [--no-rtmlib] [--no-openvino]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import functools
 import json
 import logging
 import os
-import platform
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
+import httpx
 import numpy as np
-import onnxruntime as ort
 
-from benchmarks import backends, load, raw_ort, rtmlib_env
-from benchmarks.stats import Rate, summarize
+from benchmarks import backends, load, machine, raw_ort, rtmlib_env, turns
+from benchmarks.resources import Meter
+from benchmarks.stats import Rate
+from benchmarks.turns import Turn
 from service.config import Settings, WeightsPolicy, cpu_count
 from service.engine.engine import Engine
 from service.engine.pipeline import EstimateOptions
@@ -79,75 +86,161 @@ def load_images(engine: Engine, max_people: int) -> tuple[list[Path], str]:
     return (crowded or paths), source
 
 
-def rtmlib_rate(repo: ModelRepository, paths: list[Path], seconds: float, max_people: int) -> Rate | None:
-    data = rtmlib_env.run(repo.load(DETECTOR).onnx_path, repo.load(POSE).onnx_path, paths, seconds, max_people)
-    if data is None:
-        return None
-    notes = f"{data['crops'] / data['images']:.2f} people/image, one crop per session.run"
-    return summarize("rtmlib RTMDet + RTMPose loop", data["latencies_s"], data["wall_s"], data["images"], "images/s",
-                     notes)  # fmt: skip
+@dataclasses.dataclass
+class ServiceRows:
+    http: list[Rate]
+    grpc: list[Rate]
+    streams: list[Rate]
+    models: list[dict[str, object]]  # GET /v1/models: what the server really runs (provider, precision, weights)
 
 
-def service_rates(
-    repo_root: Path,
-    paths: list[Path],
-    seconds: float,
-    http_levels: list[int],
-    grpc_levels: list[int],
-    max_people: int,
-    stream_levels: list[int],
-    det_intervals: list[int],
-) -> tuple[list[Rate], list[Rate], list[Rate]]:
-    """``python -m service`` on loopback, loaded over HTTP, gRPC unary, then gRPC streams (one server, same JPEGs)."""
+def service_rates(repo_root: Path, paths: list[Path], seconds: float, http_levels: list[int], grpc_levels: list[int],
+                  max_people: int, stream_levels: list[int], det_intervals: list[int], rounds: int = 2
+                  ) -> ServiceRows:  # fmt: skip
+    """``python -m service`` on loopback under HTTP, gRPC unary and gRPC stream load, the same JPEGs, in turns.
+
+    Every configuration gets ``rounds`` windows of ``seconds / rounds``, in turns with the others. Each row
+    carries the server's CPU use and peak memory and the load generator's (this process's) CPU use.
+    """
     sys.path.insert(0, str(ROOT))
     from tests.integration.server import start_server
 
     log = ROOT / ".bench" / "server.log"
     server = start_server(repo_root, log, POSE_MODEL=POSE, POSE_DETECTOR=DETECTOR, POSE_LOG_LEVEL="WARNING")
     try:
+        models = httpx.get(server.url + "/v1/models", timeout=10).json()["models"]
         jpegs = [p.read_bytes() for p in paths]
-        http = [load.http_rate(server.url, jpegs, c, seconds, max_people) for c in http_levels]
         assert server.grpc_target is not None
-        grpc = [load.grpc_rate(server.grpc_target, jpegs, c, seconds, max_people) for c in grpc_levels]
-        streams = [load.stream_rate(server.grpc_target, jpegs, n, interval, seconds, max_people)
-                   for interval in det_intervals for n in stream_levels]  # fmt: skip
-        return http, grpc, streams
+        grpc_target = server.grpc_target
+
+        def turn(name: str, unit: str, measure: Callable[[float, float], load.Samples]) -> Turn:
+            return Turn(name, unit, "JPEG decode included", measure, Meter(server.process.pid, os.getpid()))
+
+        configs = {
+            **{f"http {c}": turn(f"HTTP /v1/pose, concurrency {c}", "images/s",
+                                 functools.partial(load.http_samples, server.url, jpegs, c, max_people))
+               for c in http_levels},
+            **{f"grpc {c}": turn(f"gRPC Estimate, concurrency {c}", "images/s",
+                                 functools.partial(load.grpc_samples, grpc_target, jpegs, c, max_people))
+               for c in grpc_levels},
+            **{f"stream {n} {i}": turn(f"gRPC Stream x{n}, det_interval {i}", "frames/s",
+                                       functools.partial(load.stream_samples, grpc_target, jpegs, n, i, max_people))
+               for i in det_intervals for n in stream_levels},
+        }  # fmt: skip
+        rates = turns.in_turns(configs, seconds, rounds) if configs else {}
+        by_kind = [[r for k, r in rates.items() if k.startswith(kind)] for kind in ("http", "grpc", "stream")]
+        return ServiceRows(*by_kind, models=models)
     finally:
         server.stop()
 
 
 def table(rows: list[Rate]) -> str:
-    lines = [f"{'configuration':48} {'rate':>9} {'unit':9} {'p50 ms':>8} {'p99 ms':>8}  notes"]
+    """The rows as text; ``cores``: CPU seconds per second of the process that infers (the server, rtmlib, or this
+    process in process), ``client``: of the load generator, ``MiB``: the inferring process's peak RSS in the row."""
+    lines = [f"{'configuration':48} {'rate':>8} {'unit':9} {'p50 ms':>8} {'p99 ms':>8} {'cores':>5} {'client':>6} "
+             f"{'MiB':>5}  notes"]  # fmt: skip
     for r in rows:
-        lines.append(f"{r.name:48} {r.items_per_s:9.2f} {r.unit:9} {r.p50_ms:8.1f} {r.p99_ms:8.1f}  {r.notes}")
+        u = r.usage
+        cores = f"{u.cores:5.2f}" if u else f"{'':5}"
+        client = f"{u.client_cores:6.2f}" if u and u.client_cores is not None else f"{'':6}"
+        peak = f"{u.peak_mib:5.0f}" if u and u.peak_mib is not None else f"{'':5}"
+        lines.append(f"{r.name:48} {r.items_per_s:8.2f} {r.unit:9} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {cores} {client} "
+                     f"{peak}  {r.notes}")  # fmt: skip
     return "\n".join(lines)
+
+
+def _level(rate: Rate) -> int:
+    """The concurrency in a row's name ("..., concurrency 8", "gRPC Stream x8, ...")."""
+    if rate.name.startswith("gRPC Stream x"):
+        return int(rate.name.removeprefix("gRPC Stream x").split(",")[0])
+    return int(rate.name.rsplit(" ", 1)[-1])
+
+
+def series(pipeline: list[Rate], service: ServiceRows, in_turns: dict[str, Rate]) -> dict[str, list[dict[str, float]]]:
+    """What the plot draws: rate and p99 against concurrency, per way of calling."""
+    groups: dict[str, list[Rate]] = {"pipeline in process": pipeline, "HTTP /v1/pose": service.http,
+                                     "gRPC Estimate": service.grpc}  # fmt: skip
+    for rate in service.streams:
+        groups.setdefault(f"gRPC Stream, det_interval {rate.name.rsplit(' ', 1)[-1]}", []).append(rate)
+    for key, name in (("rtmlib loop", "rtmlib RTMDet + RTMPose"), ("rtmlib loop spinning off", "rtmlib, spinning off")):
+        if key in in_turns:
+            groups[name] = [dataclasses.replace(in_turns[key], name=f"{name}, concurrency 1")]
+    return {name: [{"concurrency": _level(r), "rate": r.items_per_s, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms}
+                   for r in rates] for name, rates in groups.items() if rates}  # fmt: skip
+
+
+def ratios_of(ceiling: float, pipeline: list[Rate], sequence: Rate, service: ServiceRows, in_turns: dict[str, Rate]
+              ) -> dict[str, float]:  # fmt: skip
+    """Every ratio the issues ask for, from this run's rows."""
+    best = max(pipeline, key=lambda r: r.items_per_s)
+    ratios = {"ceiling_images_per_s": ceiling, "pipeline_over_ceiling": best.items_per_s / ceiling}
+    c1 = next((r for r in pipeline if _level(r) == 1), None)
+    if c1:
+        ratios["pipeline_added_p50_ms_at_concurrency_1"] = c1.p50_ms - sequence.p50_ms
+    rtmlib, no_spin = in_turns.get("rtmlib loop"), in_turns.get("rtmlib loop spinning off")
+    if rtmlib:
+        ratios["pipeline_over_rtmlib"] = best.items_per_s / rtmlib.items_per_s
+    if no_spin:
+        ratios["pipeline_over_rtmlib_spinning_off"] = best.items_per_s / no_spin.items_per_s
+    http = {_level(r): r for r in service.http}
+    for protocol, rates in (("http", service.http), ("grpc", service.grpc)):
+        for rate in rates:
+            level = _level(rate)
+            ratios[f"{protocol}_c{level}_over_ceiling"] = rate.items_per_s / ceiling
+            if rtmlib:
+                ratios[f"{protocol}_c{level}_over_rtmlib"] = rate.items_per_s / rtmlib.items_per_s
+            if protocol == "grpc" and level in http:
+                ratios[f"grpc_c{level}_over_http_c{level}"] = rate.items_per_s / http[level].items_per_s
+    unary_c8 = next((r for r in service.grpc if _level(r) == 8), None)
+    for rate in service.streams:
+        if unary_c8 and _level(rate) == 8:
+            interval = rate.name.rsplit(" ", 1)[-1]
+            ratios[f"stream_x8_det{interval}_over_grpc_c8"] = rate.items_per_s / unary_c8.items_per_s
+    return ratios
+
+
+def plot(result: Path) -> Path | None:
+    """The PNG beside ``result`` (benchmarks/plot.py in .bench-venv, which has matplotlib); None without it."""
+    python = rtmlib_env.BENCH_VENV / "bin" / "python"
+    if not python.exists():
+        return None
+    done = subprocess.run([str(python), str(ROOT / "benchmarks" / "plot.py"), str(result)], capture_output=True,
+                          text=True)  # fmt: skip
+    if done.returncode != 0:
+        logger.warning("no plot: %s", done.stderr.strip().splitlines()[-1:])
+        return None
+    return result.with_suffix(".png")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per row")
+    parser.add_argument("--seconds", type=float, default=6.0, help="measuring time per row")
     parser.add_argument("--max-people", type=int, default=4)
     parser.add_argument("--pipeline-concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--http-concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--grpc-concurrency", type=int, nargs="+", default=[8])
+    parser.add_argument("--grpc-concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 8], help="concurrent Stream calls")
     parser.add_argument("--det-intervals", type=int, nargs="+", default=[1, 5], help="stream det_interval values")
     parser.add_argument("--no-http", action="store_true", help="skip the service rows (HTTP and gRPC)")
     parser.add_argument("--no-rtmlib", action="store_true")
-    parser.add_argument("--no-openvino", action="store_true", help="skip the backend rows (benchmarks/backends.py)")
+    parser.add_argument("--no-openvino", action="store_true", help="skip the OpenVINO rows (benchmarks/backends.py)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     threads = cpu_count()
+    started = time.perf_counter()
+    host = machine.describe()
 
     repo_root = ROOT / ".bench" / "repository"
     repo, detector_kind = prepare_repository(repo_root)
     pose_model, det_model = repo.load(POSE), repo.load(DETECTOR)
+    own = os.getpid()
 
-    # 1. the ceiling: each model alone, every core
+    # 1. the ceiling: each model alone, every core (and each GPU provider this onnxruntime can use)
     pose_raw = raw_ort.pose_rates(pose_model.onnx_path, pose_model.config.input_size,
                                   sorted({1, args.max_people, 8, 16, 32}), args.seconds / 2, threads)  # fmt: skip
     det_raw = raw_ort.detector_rate(det_model.onnx_path, det_model.config.input_size[0], args.seconds / 2, threads)
-    gpu_raw = [rate for label, providers in raw_ort.gpu_variants().items()
+    gpu = raw_ort.gpu_variants()
+    gpu_raw = [rate for label, providers in gpu.items()
                for rate in raw_ort.pose_rates(pose_model.onnx_path, pose_model.config.input_size, [1, 8, 16, 32, 64],
                                               args.seconds / 2, threads, providers, label)]  # fmt: skip
     best_pose = max(pose_raw, key=lambda r: r.items_per_s)
@@ -160,16 +253,18 @@ def main(argv: list[str] | None = None) -> int:
     engine.start()
     paths, image_source = load_images(engine, args.max_people)
     images = [decode_image(p.read_bytes(), max_pixels=10**9) for p in paths]
-    pipeline = [load.pipeline_rate(engine, images, c, args.seconds, args.max_people)
-                for c in args.pipeline_concurrency]  # fmt: skip
+    pipeline = []
+    for level in args.pipeline_concurrency:
+        with Meter(own) as meter:
+            rate = load.pipeline_rate(engine, images, level, args.seconds, args.max_people)
+        pipeline.append(dataclasses.replace(rate, usage=meter.usage()))
     engine.close(5)
     people = float(pipeline[0].notes.split()[0])
     ceiling = 1.0 / (people / best_pose.items_per_s + 1.0 / det_raw.items_per_s)
 
-    # 3. rtmlib on the same files and images, 4. the service over HTTP and gRPC
-    rtmlib = None if args.no_rtmlib else rtmlib_rate(repo, paths, args.seconds, args.max_people)
-    http, grpc, streams = (
-        ([], [], [])
+    # 3. the service over HTTP, gRPC unary and gRPC streams
+    service = (
+        ServiceRows([], [], [], [])
         if args.no_http
         else service_rates(
             repo_root,
@@ -180,72 +275,41 @@ def main(argv: list[str] | None = None) -> int:
             args.max_people,
             args.streams,
             args.det_intervals,
-        )
+        )  # fmt: skip
     )
-    # 5. backends: OpenVINO fp32 / bf16 beside ONNX Runtime, rtmlib on each (benchmarks/backends.py)
-    backend_rows: list[Rate] = []
-    if not args.no_openvino:
-        inputs = backends.Inputs(repo_root, det_model.onnx_path, pose_model.onnx_path, pose_model.config.input_size,
-                                 paths, images, args.max_people, args.seconds, threads)  # fmt: skip
-        backend_rows, backend_ratios = backends.run(inputs, 8, with_http=not args.no_http)
+    # 4. in turns: pose on the same boxes (service, rtmlib), rtmlib's loop with and without spinning, OpenVINO
+    inputs = backends.Inputs(repo_root, det_model.onnx_path, pose_model.onnx_path, pose_model.config.input_size,
+                             paths, images, args.max_people, args.seconds, threads)  # fmt: skip
+    block = backends.run(inputs, 8, with_http=not args.no_http, openvino=not args.no_openvino,
+                         rtmlib=not args.no_rtmlib, gpu=bool(gpu))  # fmt: skip
 
-    best_pipeline = max(pipeline, key=lambda r: r.items_per_s)
-    c1 = next((r for r in pipeline if r.name.endswith("concurrency 1")), None)
-    ratios: dict[str, float] = {
-        "ceiling_images_per_s": ceiling,
-        "pipeline_over_ceiling": best_pipeline.items_per_s / ceiling,
-    }
-    if c1:
-        ratios["pipeline_added_p50_ms_at_concurrency_1"] = c1.p50_ms - sequence.p50_ms
-    if rtmlib:
-        ratios["pipeline_over_rtmlib"] = best_pipeline.items_per_s / rtmlib.items_per_s
-    for protocol, rates in (("http", http), ("grpc", grpc)):
-        for rate in rates:
-            level = rate.name.rsplit(" ", 1)[-1]
-            ratios[f"{protocol}_c{level}_over_ceiling"] = rate.items_per_s / ceiling
-            if rtmlib:
-                ratios[f"{protocol}_c{level}_over_rtmlib"] = rate.items_per_s / rtmlib.items_per_s
-
-    unary_c8 = next((r for r in grpc if r.name.endswith("concurrency 8")), None)
-    for rate in streams:
-        if unary_c8 and rate.name.startswith("gRPC Stream x8,"):
-            interval = rate.name.rsplit(" ", 1)[-1]
-            ratios[f"stream_x8_det{interval}_over_grpc_c8"] = rate.items_per_s / unary_c8.items_per_s
-
-    if backend_rows:
-        ratios |= backend_ratios
-    rows = [*pose_raw, *gpu_raw, det_raw, sequence, *pipeline, *([rtmlib] if rtmlib else []), *http, *grpc, *streams,
-            *backend_rows]  # fmt: skip
-    print(f"\nmodels: synthetic {POSE} 192x256 + {detector_kind}; images: {image_source}, {len(paths)} used, "
-          f"max_people {args.max_people}; {threads} CPUs; onnxruntime {ort.__version__}"
-          f"{backends.versions()}\n")  # fmt: skip
+    ratios = ratios_of(ceiling, pipeline, sequence, service, block.rates) | block.ratios
+    rows = [*pose_raw, *gpu_raw, det_raw, sequence, *pipeline, *service.http, *service.grpc, *service.streams,
+            *block.rows]  # fmt: skip
+    served = "; ".join(f"{m['name']}: {m['weights']} weights, {m['backend']} {m['precision']} on {m['provider']}"
+                       for m in service.models)  # fmt: skip
+    models_line = (f"models: synthetic {POSE} 192x256 (pose) + {detector_kind}; images: {image_source}, "
+                   f"{len(paths)} used, max_people {args.max_people}")  # fmt: skip
+    print(f"\nmachine: {machine.line(host)}\n{models_line}\nservice: {served or 'not run'}\n")
     print(table(rows))
     print()
     for key, value in ratios.items():
-        print(f"{key:52} {value:8.3f}")
+        print(f"{key:64} {value:8.3f}")
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     record = {
-        "when": stamp, "machine": platform.platform(), "cpus": threads, "cpu_model": _cpu_model(),
-        "onnxruntime": ort.__version__, "providers": ort.get_available_providers(), "seconds": args.seconds,
-        "openvino": backends.versions().removeprefix("; openvino ") or None,
-        "models": {"pose": f"synthetic {POSE}", "detector": detector_kind}, "images": [p.name for p in paths],
-        "rows": [r.as_dict() for r in rows], "ratios": ratios,
+        "when": stamp, "command": " ".join(["python -m benchmarks.bench", *(sys.argv[1:] if argv is None else argv)]),
+        "machine": host, "machine_line": machine.line(host), "models_line": models_line, "seconds": args.seconds,
+        "models": {"pose": f"synthetic {POSE}", "detector": detector_kind}, "service_models": service.models,
+        "images": [p.name for p in paths], "rows": [r.as_dict() for r in rows], "ratios": ratios,
+        "series": series(pipeline, service, block.rates), "wall_s": time.perf_counter() - started,
     }  # fmt: skip
-    (out / f"bench-{stamp}.json").write_text(json.dumps(record, indent=2))
-    print(f"\nwritten: {out / f'bench-{stamp}.json'}")
+    result = out / f"bench-{stamp}.json"
+    result.write_text(json.dumps(record, indent=2))
+    print(f"\nwritten: {result}" + (f", {png}" if (png := plot(result)) else " (no plot: make bench's .bench-venv "
+                                                                               "has matplotlib)"))  # fmt: skip
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

@@ -21,8 +21,11 @@ GPU_PROVIDERS = {
 
 
 def gpu_variants() -> dict[str, list]:  # type: ignore[type-arg]
-    """The GPU providers this onnxruntime has (none on a CPU build)."""
-    available = ort.get_available_providers()
+    """The GPU providers this onnxruntime can use (none on a CPU build; TensorRT only where its libraries load,
+    as the service decides: ``service.engine.session.usable_providers``)."""
+    from service.engine.session import usable_providers
+
+    available = usable_providers()
     return {label: providers for label, providers in GPU_PROVIDERS.items()
             if (providers[0][0] if isinstance(providers[0], tuple) else providers[0]) in available}  # fmt: skip
 

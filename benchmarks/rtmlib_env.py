@@ -1,4 +1,4 @@
-"""rtmlib in its own environment (.bench-venv, made by ``make bench``): rtmlib_runner.py, once or as a worker."""
+"""rtmlib in its own environment (.bench-venv, made by ``make bench``): rtmlib_runner.py as a worker process."""
 
 from __future__ import annotations
 
@@ -34,10 +34,18 @@ class Worker:
         self._in, self._out = self.process.stdin, self.process.stdout
         assert self._in is not None
         assert self._out is not None
-        while (line := self._out.readline()) and line.strip() != "ready":  # rtmlib prints as it loads
+        while (line := self._out.readline()) and not line.startswith("ready "):  # rtmlib prints as it loads
             pass
         if not line:
             raise RuntimeError(f"rtmlib_runner.py exited with {self.process.wait()}")
+        self.provider = line.split()[1]  # what rtmlib's pose session really runs on
+        self.pid = self.process.pid
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def measure(self, seconds: float) -> dict[str, Any]:
         self._in.write(f"{seconds}\n")  # type: ignore[union-attr]
@@ -47,14 +55,3 @@ class Worker:
     def close(self) -> None:
         self._in.close()  # type: ignore[union-attr]
         self.process.wait(30)
-
-
-def run(
-    det: Path, pose: Path, paths: list[Path], seconds: float, max_people: int, *options: str
-) -> dict[str, Any] | None:
-    """rtmlib_runner.py's JSON (images, crops, wall_s, latencies_s), or None without the environment."""
-    if not available():
-        return None
-    done = subprocess.run(_command(det, pose, paths, seconds, max_people, *options), capture_output=True, text=True,
-                          check=True)  # fmt: skip
-    return json.loads(done.stdout.strip().splitlines()[-1])

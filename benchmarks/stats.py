@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from benchmarks.resources import Usage
+
 
 @dataclass(frozen=True)
 class Rate:
@@ -20,12 +22,13 @@ class Rate:
     p99_ms: float
     samples: int
     notes: str = ""
+    usage: Usage | None = None  # CPU use and peak memory of the processes (benchmarks/resources.py)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def summarize(name: str, latencies_s: list[float], wall_s: float, items: int, unit: str, notes: str = "") -> Rate:
+def summarize(name: str, latencies_s: list[float], wall_s: float, items: float, unit: str, notes: str = "") -> Rate:
     lat = np.asarray(latencies_s) * 1000
     return Rate(name, items / wall_s, unit, float(np.percentile(lat, 50)), float(np.percentile(lat, 99)),
                 len(latencies_s), notes)  # fmt: skip
