@@ -101,7 +101,8 @@ class Inputs:
 
 def _engine(inputs: Inputs, variant: Variant) -> Engine:
     settings = Settings(model_repository=inputs.repo_root, model="rtmpose-m", detector="rtmdet-nano",
-                        log_level="WARNING", backend=variant.backend, precision=variant.precision)  # fmt: skip
+                        log_level="WARNING", backend=variant.backend, precision=variant.precision,
+                        device="cpu")  # fmt: skip
     engine = Engine(settings)
     engine.start()
     return engine
@@ -157,7 +158,7 @@ class _Block:
 
 
 def run(inputs: Inputs, concurrency: int, *, with_http: bool, openvino: bool = True, rtmlib: bool = True,
-        gpu: bool = False, rounds: int = 3, block_seconds: float | None = None) -> Result:  # fmt: skip
+        rounds: int = 3, block_seconds: float | None = None) -> Result:  # fmt: skip
     """The rows measured in turns (pose on given boxes, rtmlib both ways), and the OpenVINO rows.
 
     The rows whose ratios the issues ask for are measured in one block, in turns: every
@@ -167,9 +168,9 @@ def run(inputs: Inputs, concurrency: int, *, with_http: bool, openvino: bool = T
     - pose on the same given boxes at ``concurrency``: the service in process and over HTTP on
       ONNX Runtime fp32 (and each OpenVINO variant), rtmlib on ``onnxruntime`` (and ``openvino``);
     - rtmlib's RTMDet + RTMPose loop on ONNX Runtime as users run it (ORT's default session options:
-      intra-op spinning on) and with spinning off, the one difference between the two;
-    - with ``gpu``: the service's pose on boxes at concurrency 64 (its device is ``auto``: the GPU)
-      and rtmlib's batch-1 loop on the CUDA provider.
+      intra-op spinning on) and with spinning off, the one difference between the two.
+
+    Everything here runs on the CPU (GPU rows: benchmarks/gpu.py).
     """
     variants = [ORT_FP32, *(openvino_variants() if openvino else [])]
     rtmlib = rtmlib and rtmlib_env.available()
@@ -202,11 +203,6 @@ def run(inputs: Inputs, concurrency: int, *, with_http: bool, openvino: bool = T
         if rtmlib and len(variants) > 1:
             block.rtmlib("rtmlib openvino", "rtmlib pose on boxes, openvino", "one crop per call, JPEG decode",
                          "--backend", "openvino")  # fmt: skip
-        if gpu:
-            block.in_process("in process gpu", ORT_FP32, 64)
-            if rtmlib:
-                block.rtmlib("rtmlib cuda", "rtmlib pose on boxes, onnxruntime cuda", "batch 1, JPEG decode",
-                             "--device", "cuda")  # fmt: skip
         for variant in variants if with_http else []:
             block.http(f"HTTP {variant.key}", variant, concurrency)
         rates = turns.in_turns(block.turns, block_seconds or 1.5 * inputs.seconds, rounds)
@@ -231,7 +227,8 @@ def _server(inputs: Inputs, variant: Variant):  # -> tests.integration.server.Se
     from tests.integration.server import start_server
 
     env = {"POSE_MODEL": "rtmpose-m", "POSE_DETECTOR": "rtmdet-nano", "POSE_LOG_LEVEL": "WARNING",
-           "POSE_BACKEND": variant.backend.value, "POSE_PRECISION": variant.precision.value}  # fmt: skip
+           "POSE_BACKEND": variant.backend.value, "POSE_PRECISION": variant.precision.value,
+           "POSE_DEVICE": "cpu"}  # fmt: skip
     return start_server(inputs.repo_root, inputs.repo_root.parent / f"server-{variant.key}.log", grpc=False, **env)
 
 
@@ -248,7 +245,6 @@ def _ratios(rates: dict[str, Rate], variants: list[Variant]) -> dict[str, float]
           "rtmlib onnxruntime")  # fmt: skip
     ratio("pose_on_boxes_http_onnxruntime_fp32_over_rtmlib_onnxruntime", f"HTTP {ORT_FP32.key}", "rtmlib onnxruntime")
     ratio("rtmlib_loop_spinning_off_over_on", "rtmlib loop spinning off", "rtmlib loop")
-    ratio("gpu_pose_on_boxes_c64_over_rtmlib_cuda", "in process gpu", "rtmlib cuda")
     base = rates.get(f"in process {ORT_FP32.key}")
     rtmlib_ov = rates.get("rtmlib openvino")
     for v in variants:

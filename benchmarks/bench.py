@@ -28,7 +28,7 @@ import cv2
 import httpx
 import numpy as np
 
-from benchmarks import backends, load, machine, raw_ort, rtmlib_env, turns
+from benchmarks import backends, gpu, load, machine, raw_ort, rtmlib_env, turns
 from benchmarks.resources import Meter
 from benchmarks.stats import Rate
 from benchmarks.turns import Turn
@@ -106,7 +106,8 @@ def service_rates(repo_root: Path, paths: list[Path], seconds: float, http_level
     from tests.integration.server import start_server
 
     log = ROOT / ".bench" / "server.log"
-    server = start_server(repo_root, log, POSE_MODEL=POSE, POSE_DETECTOR=DETECTOR, POSE_LOG_LEVEL="WARNING")
+    server = start_server(repo_root, log, POSE_MODEL=POSE, POSE_DETECTOR=DETECTOR, POSE_LOG_LEVEL="WARNING",
+                          POSE_DEVICE="cpu")  # fmt: skip
     try:
         models = httpx.get(server.url + "/v1/models", timeout=10).json()["models"]
         jpegs = [p.read_bytes() for p in paths]
@@ -156,10 +157,13 @@ def _level(rate: Rate) -> int:
     return int(rate.name.rsplit(" ", 1)[-1])
 
 
-def series(pipeline: list[Rate], service: ServiceRows, in_turns: dict[str, Rate]) -> dict[str, list[dict[str, float]]]:
+def series(pipeline: list[Rate], service: ServiceRows, in_turns: dict[str, Rate], gpu_rates: dict[str, Rate]
+           ) -> dict[str, list[dict[str, float]]]:  # fmt: skip
     """What the plot draws: rate and p99 against concurrency, per way of calling."""
     groups: dict[str, list[Rate]] = {"pipeline in process": pipeline, "HTTP /v1/pose": service.http,
                                      "gRPC Estimate": service.grpc}  # fmt: skip
+    for kind, name in (("http", "GPU HTTP /v1/pose"), ("grpc", "GPU gRPC Estimate")):
+        groups[name] = [rate for key, rate in gpu_rates.items() if key.startswith(kind)]
     for rate in service.streams:
         groups.setdefault(f"gRPC Stream, det_interval {rate.name.rsplit(' ', 1)[-1]}", []).append(rate)
     for key, name in (("rtmlib loop", "rtmlib RTMDet + RTMPose"), ("rtmlib loop spinning off", "rtmlib, spinning off")):
@@ -224,10 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-http", action="store_true", help="skip the service rows (HTTP and gRPC)")
     parser.add_argument("--no-rtmlib", action="store_true")
     parser.add_argument("--no-openvino", action="store_true", help="skip the OpenVINO rows (benchmarks/backends.py)")
+    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU rows (benchmarks/gpu.py)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     threads = cpu_count()
     started = time.perf_counter()
+    phases: dict[str, float] = {}  # seconds each part took (to see where make bench's time goes)
+
+    def phase(name: str) -> None:
+        phases[name] = round(time.perf_counter() - started - sum(phases.values()), 1)
+
     host = machine.describe()
 
     repo_root = ROOT / ".bench" / "repository"
@@ -235,20 +245,18 @@ def main(argv: list[str] | None = None) -> int:
     pose_model, det_model = repo.load(POSE), repo.load(DETECTOR)
     own = os.getpid()
 
-    # 1. the ceiling: each model alone, every core (and each GPU provider this onnxruntime can use)
+    # 1. the ceiling: each model alone, every core
     pose_raw = raw_ort.pose_rates(pose_model.onnx_path, pose_model.config.input_size,
                                   sorted({1, args.max_people, 8, 16, 32}), args.seconds / 2, threads)  # fmt: skip
     det_raw = raw_ort.detector_rate(det_model.onnx_path, det_model.config.input_size[0], args.seconds / 2, threads)
-    gpu = raw_ort.gpu_variants()
-    gpu_raw = [rate for label, providers in gpu.items()
-               for rate in raw_ort.pose_rates(pose_model.onnx_path, pose_model.config.input_size, [1, 8, 16, 32, 64],
-                                              args.seconds / 2, threads, providers, label)]  # fmt: skip
     best_pose = max(pose_raw, key=lambda r: r.items_per_s)
     sequence = raw_ort.sequence_rate(det_model.onnx_path, det_model.config.input_size[0], pose_model.onnx_path,
                                      pose_model.config.input_size, args.max_people, args.seconds, threads)  # fmt: skip
 
+    phase("models and raw ONNX Runtime")
+
     # 2. the pipeline in process
-    settings = Settings(model_repository=repo_root, model=POSE, detector=DETECTOR, log_level="WARNING")
+    settings = Settings(model_repository=repo_root, model=POSE, detector=DETECTOR, log_level="WARNING", device="cpu")
     engine = Engine(settings)
     engine.start()
     paths, image_source = load_images(engine, args.max_people)
@@ -262,30 +270,29 @@ def main(argv: list[str] | None = None) -> int:
     people = float(pipeline[0].notes.split()[0])
     ceiling = 1.0 / (people / best_pose.items_per_s + 1.0 / det_raw.items_per_s)
 
+    phase("pipeline in process")
+
     # 3. the service over HTTP, gRPC unary and gRPC streams
-    service = (
-        ServiceRows([], [], [], [])
-        if args.no_http
-        else service_rates(
-            repo_root,
-            paths,
-            args.seconds,
-            args.http_concurrency,
-            args.grpc_concurrency,
-            args.max_people,
-            args.streams,
-            args.det_intervals,
-        )  # fmt: skip
-    )
+    service = ServiceRows([], [], [], []) if args.no_http else service_rates(
+        repo_root, paths, args.seconds, args.http_concurrency, args.grpc_concurrency, args.max_people, args.streams,
+        args.det_intervals)  # fmt: skip
+    phase("service")
     # 4. in turns: pose on the same boxes (service, rtmlib), rtmlib's loop with and without spinning, OpenVINO
     inputs = backends.Inputs(repo_root, det_model.onnx_path, pose_model.onnx_path, pose_model.config.input_size,
                              paths, images, args.max_people, args.seconds, threads)  # fmt: skip
     block = backends.run(inputs, 8, with_http=not args.no_http, openvino=not args.no_openvino,
-                         rtmlib=not args.no_rtmlib, gpu=bool(gpu))  # fmt: skip
+                         rtmlib=not args.no_rtmlib)  # fmt: skip
+    phase("pose on boxes, rtmlib, OpenVINO")
+    # 5. the GPU rows, where this onnxruntime has a GPU provider (benchmarks/gpu.py)
+    providers = {} if args.no_gpu else raw_ort.gpu_variants()
+    gpu_rows, gpu_ratios, gpu_rates = (
+        gpu.run(inputs, providers, args.grpc_concurrency, rtmlib=not args.no_rtmlib) if providers else ([], {}, {})
+    )
+    phase("GPU")
 
-    ratios = ratios_of(ceiling, pipeline, sequence, service, block.rates) | block.ratios
-    rows = [*pose_raw, *gpu_raw, det_raw, sequence, *pipeline, *service.http, *service.grpc, *service.streams,
-            *block.rows]  # fmt: skip
+    ratios = ratios_of(ceiling, pipeline, sequence, service, block.rates) | block.ratios | gpu_ratios
+    rows = [*pose_raw, det_raw, sequence, *pipeline, *service.http, *service.grpc, *service.streams, *block.rows,
+            *gpu_rows]  # fmt: skip
     served = "; ".join(f"{m['name']}: {m['weights']} weights, {m['backend']} {m['precision']} on {m['provider']}"
                        for m in service.models)  # fmt: skip
     models_line = (f"models: synthetic {POSE} 192x256 (pose) + {detector_kind}; images: {image_source}, "
@@ -303,11 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         "machine": host, "machine_line": machine.line(host), "models_line": models_line, "seconds": args.seconds,
         "models": {"pose": f"synthetic {POSE}", "detector": detector_kind}, "service_models": service.models,
         "images": [p.name for p in paths], "rows": [r.as_dict() for r in rows], "ratios": ratios,
-        "series": series(pipeline, service, block.rates), "wall_s": time.perf_counter() - started,
+        "series": series(pipeline, service, block.rates, gpu_rates), "wall_s": time.perf_counter() - started,
+        "phases_s": phases,
     }  # fmt: skip
     result = out / f"bench-{stamp}.json"
     result.write_text(json.dumps(record, indent=2))
-    print(f"\nwritten: {result}" + (f", {png}" if (png := plot(result)) else " (no plot: make bench's .bench-venv "
+    print(f"\nseconds per part: {phases}")
+    print(f"written: {result}" + (f", {png}" if (png := plot(result)) else " (no plot: make bench's .bench-venv "
                                                                                "has matplotlib)"))  # fmt: skip
     return 0
 
