@@ -17,7 +17,7 @@ help:
 	@echo "make run     start the service (HTTP :8000, gRPC :50051) with the default models"
 	@echo "make test    lint + the whole test suite"
 	@echo "make models  install the default models (official weights if downloadable, else synthetic)"
-	@echo "make bench   benchmark raw ORT, the pipeline, HTTP, gRPC and rtmlib; writes benchmarks/results/"
+	@echo "make bench   raw ORT, the pipeline, HTTP, gRPC, streams, rtmlib, OpenVINO (GPU where present); JSON + plot in benchmarks/results/"
 	@echo "make loadtest  Locust (HTTP, gRPC, streams) against the service on loopback; LOADTEST_DURATION, LOADTEST_USERS"
 	@echo "make overload  200 concurrent clients against small queues (goodput, 429 latency, 5xx)"
 	@echo "make docs    regenerate docs/openapi.json and the README tables;  make proto  the gRPC stubs"

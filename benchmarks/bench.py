@@ -234,9 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     threads = cpu_count()
     started = time.perf_counter()
     phases: dict[str, float] = {}  # seconds each part took (to see where make bench's time goes)
+    last = [started]
 
     def phase(name: str) -> None:
-        phases[name] = round(time.perf_counter() - started - sum(phases.values()), 1)
+        now = time.perf_counter()
+        phases[name], last[0] = round(now - last[0], 1), now
 
     host = machine.describe()
 
