@@ -114,11 +114,10 @@ def _report(request_type: str, name: str, start: float, length: int, error: Base
                         response_length=length, exception=error, context={})  # fmt: skip
 
 
-class GrpcEstimateUser(User):
-    """pose.v1.PoseService/Estimate with the JPEG bytes."""
+class _Grpc(User):
+    """One channel per user, as one client process would hold."""
 
-    weight = 3
-    wait_time = between(1.0, 3.0)
+    abstract = True
 
     def on_start(self) -> None:
         self.channel = grpc.insecure_channel(GRPC_TARGET)
@@ -126,6 +125,13 @@ class GrpcEstimateUser(User):
 
     def on_stop(self) -> None:
         self.channel.close()
+
+
+class GrpcEstimateUser(_Grpc):
+    """pose.v1.PoseService/Estimate with the JPEG bytes."""
+
+    weight = 3
+    wait_time = between(1.0, 3.0)
 
     @task
     def estimate(self) -> None:
@@ -142,7 +148,7 @@ class GrpcEstimateUser(User):
         _report("grpc", "Estimate", start, response.ByteSize(), None)
 
 
-class StreamUser(User):
+class StreamUser(_Grpc):
     """A camera: one Stream call sending LOADTEST_STREAM_FPS frames a second; each answered frame's latency is a
     "stream frame" request, each dropped frame a "stream dropped" one (not a failure: dropping is the protocol)."""
 
@@ -150,13 +156,6 @@ class StreamUser(User):
 
     def wait_time(self) -> float:
         return 1.0
-
-    def on_start(self) -> None:
-        self.channel = grpc.insecure_channel(GRPC_TARGET)
-        self.stub = pose_pb2_grpc.PoseServiceStub(self.channel)
-
-    def on_stop(self) -> None:
-        self.channel.close()
 
     @task
     def camera(self) -> None:
