@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import numpy as np
@@ -112,18 +113,26 @@ def pipeline_rate(
 def http_samples(url: str, jpegs: list[bytes], concurrency: int, max_people: int, seconds: float, ramp: float
                  ) -> Samples:  # fmt: skip
     """``POST /v1/pose`` with the JPEG bytes (decode included) from httpx clients."""
+    work = [(jpeg, {"max_people": max_people}) for jpeg in jpegs]
+    return _post_samples(url, work, concurrency, seconds, ramp)
+
+
+def _post_samples(url: str, work: list[tuple[bytes, dict[str, Any]]], concurrency: int, seconds: float, ramp: float
+                  ) -> Samples:  # fmt: skip
+    """``POST /v1/pose`` of each (JPEG bytes, query parameters) from ``concurrency`` httpx clients."""
 
     async def run() -> Samples:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
 
-            async def call(data: bytes) -> int:
-                response = await client.post("/v1/pose", params={"max_people": max_people}, content=data,
+            async def call(item: tuple[bytes, dict[str, Any]]) -> int:
+                data, params = item
+                response = await client.post("/v1/pose", params=params, content=data,
                                              headers={"Content-Type": "image/jpeg"})  # fmt: skip
                 response.raise_for_status()
                 return len(response.json()["people"])
 
-            return await _drive(call, jpegs, concurrency, seconds, ramp)  # type: ignore[arg-type]
+            return await _drive(call, work, concurrency, seconds, ramp)  # type: ignore[arg-type]
 
     return asyncio.run(run())
 
@@ -218,19 +227,5 @@ def pose_on_boxes_samples(engine: Engine, images: list[DecodedImage], boxes: lis
 def http_boxes_samples(url: str, jpegs: list[bytes], boxes: list[np.ndarray], concurrency: int, seconds: float,
                        ramp: float) -> Samples:  # fmt: skip
     """POST /v1/pose?boxes=[[...]] with the JPEG bytes (decode included); people are crops."""
-    work = [(jpeg, json.dumps(np.round(b, 2).tolist())) for jpeg, b in zip(jpegs, boxes, strict=True)]
-
-    async def run() -> Samples:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
-
-            async def call(item: tuple[bytes, str]) -> int:
-                data, given = item
-                response = await client.post("/v1/pose", params={"boxes": given}, content=data,
-                                             headers={"Content-Type": "image/jpeg"})  # fmt: skip
-                response.raise_for_status()
-                return len(response.json()["people"])
-
-            return await _drive(call, work, concurrency, seconds, ramp)  # type: ignore[arg-type]
-
-    return asyncio.run(run())
+    work = [(jpeg, {"boxes": json.dumps(np.round(b, 2).tolist())}) for jpeg, b in zip(jpegs, boxes, strict=True)]
+    return _post_samples(url, work, concurrency, seconds, ramp)

@@ -11,7 +11,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
-from service.api.errors import error_json, error_response
+from service.api.errors import error_response
 from service.api.observe import record_request, request_id_from
 from service.errors import PayloadTooLargeError, QueueFullError, RequestTimeoutError, UnauthorizedError
 from service.logs import request_id
@@ -194,7 +194,8 @@ class BodyLimitMiddleware:
         limit = self.max_bytes
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _send_error(send, 413, "too_large", f"request body of {declared} bytes exceeds {limit} bytes")
+            too_large = PayloadTooLargeError(f"request body of {declared} bytes exceeds {limit} bytes")
+            await error_response(too_large)(scope, receive, send)
             return
         received = 0
 
@@ -208,10 +209,3 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
-
-
-async def _send_error(send: Send, status: int, code: str, message: str) -> None:
-    body = error_json(code, message)
-    headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
