@@ -142,8 +142,8 @@ def grpc_samples(target: str, jpegs: list[bytes], concurrency: int, max_people: 
     """``Estimate`` over one grpc.aio channel (HTTP/2 multiplexes the concurrent calls), JPEG bytes as sent."""
     import grpc
 
-    from service.api._proto.pose.v1 import pose_pb2 as pb
-    from service.api._proto.pose.v1 import pose_pb2_grpc
+    from service.wire._proto.pose.v1 import pose_pb2 as pb
+    from service.wire._proto.pose.v1 import pose_pb2_grpc
 
     async def run() -> Samples:
         async with grpc.aio.insecure_channel(target) as channel:
@@ -166,8 +166,8 @@ def stream_samples(target: str, jpegs: list[bytes], streams: int, det_interval: 
     service, so nothing should be dropped); a latency per answered frame, from its send to its answer."""
     import grpc
 
-    from service.api._proto.pose.v1 import pose_pb2 as pb
-    from service.api._proto.pose.v1 import pose_pb2_grpc
+    from service.wire._proto.pose.v1 import pose_pb2 as pb
+    from service.wire._proto.pose.v1 import pose_pb2_grpc
 
     config = pb.StreamConfig(options=pb.Options(max_people=max_people), det_interval=det_interval,
                              max_in_flight=in_flight, max_buffered=in_flight)  # fmt: skip

@@ -35,8 +35,8 @@ import grpc  # noqa: E402
 from locust import HttpUser, User, between, events, task  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the service's stubs, not the service itself
-from service.api._proto.pose.v1 import pose_pb2 as pb  # noqa: E402
-from service.api._proto.pose.v1 import pose_pb2_grpc  # noqa: E402
+from service.wire._proto.pose.v1 import pose_pb2 as pb  # noqa: E402
+from service.wire._proto.pose.v1 import pose_pb2_grpc  # noqa: E402
 
 IMAGES = [p.read_bytes() for p in sorted(Path(os.environ.get("LOADTEST_IMAGES", "loadtests/images")).glob("*.jpg"))]
 GRPC_TARGET = os.environ.get("LOADTEST_GRPC_TARGET", "127.0.0.1:50051")

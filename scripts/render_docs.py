@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.api.http import openapi_document  # noqa: E402
+from service.api.http.app import openapi_document  # noqa: E402
 from service.config import settings_table  # noqa: E402
 from service.models.__main__ import markdown_table  # noqa: E402
 

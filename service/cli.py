@@ -17,15 +17,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.api import formats
-from service.api.options import PoseOptions, add_option_arguments, option_values, parse_options
-from service.api.requests import EncodedImage, PoseRequests
 from service.config import LogFormat, Settings
 from service.engine.engine import Engine
 from service.engine.session import DeviceUnavailableError
 from service.errors import InvalidOptionsError, PoseError
 from service.logs import configure_logging
 from service.models.repository import ModelNotInstalledError
+from service.requests import EncodedImage, PoseRequests
+from service.requests.options import PoseOptions, parse_options
+from service.wire import formats
+from service.wire.formats import OutputFormat
+from service.wire.options import add_option_arguments, option_values
 
 logger = logging.getLogger("service.cli")
 
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, WebP, BMP, TIFF)")
     add_option_arguments(parser)
-    parser.add_argument("--format", choices=["native", "coco"], default="native")
+    parser.add_argument("--format", type=OutputFormat, choices=list(OutputFormat), default=OutputFormat.NATIVE)
     parser.add_argument("--render", type=Path, help="write the image with skeletons drawn (a folder for several)")
     return parser
 
@@ -47,16 +49,16 @@ async def run(args: argparse.Namespace, requests: PoseRequests) -> list[Any]:
     out: list[Any] = []
     for index, path in enumerate(args.images):
         image = EncodedImage(path.read_bytes())
-        done = await requests.estimate(image, options, deadline=requests.deadline(None), full_size=bool(args.render))
+        done = await requests.estimate(image, options, full_size=bool(args.render))
         if args.render:
             target = args.render / f"{path.stem}.jpg" if len(args.images) > 1 else args.render
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(formats.render_jpeg(done.image.bgr, done.result,
                                                    keypoint_threshold=done.keypoint_threshold))  # fmt: skip
-        if args.format == "coco":
+        if args.format is OutputFormat.COCO:
             out.extend(formats.coco(done.result, image_id=formats.image_id_from_path(path, index)))
         else:
-            out.append({"file": str(path), **formats.native(done.result, keypoint_threshold=done.keypoint_threshold)})
+            out.append({"file": str(path), **formats.native(done.result, done.visible)})
     return out
 
 

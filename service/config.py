@@ -15,6 +15,10 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.devices import Backend, Precision, parse_device
+from service.wire.options import MAX_PEOPLE
+
+MIN_TIMEOUT_S = 0.01  # the shortest deadline: no image is read, decoded and posed sooner (shorter is a mistake)
+MAX_TIMEOUT_S = 3600.0  # the longest deadline a client may ask for
 
 
 class WeightsPolicy(StrEnum):
@@ -119,9 +123,13 @@ class Settings(BaseSettings):
         "(cgroup limit or RAM), at least what one image of POSE_MAX_IMAGE_PIXELS needs.",
     )
     request_timeout_s: float = Field(
-        30.0, gt=0, le=3600, description="Default deadline of a request; X-Request-Timeout overrides it."
+        30.0,
+        ge=MIN_TIMEOUT_S,
+        le=MAX_TIMEOUT_S,
+        description="Default deadline of a request and of each stream frame; X-Request-Timeout (HTTP) or the call's "
+        "deadline (gRPC) overrides it, within the same bounds.",
     )
-    max_people: int = Field(100, ge=1, le=1000, description="Default and upper cap of people per image.")
+    max_people: int = Field(100, ge=1, le=MAX_PEOPLE, description="Default and upper cap of people per image.")
     keypoint_threshold: float = Field(
         0.3, ge=0.0, description="Default score under which a keypoint is reported as not visible."
     )

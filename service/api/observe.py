@@ -7,8 +7,10 @@ import re
 import uuid
 
 from service import metrics
+from service.logs import request_id
 
 access_logger = logging.getLogger("service.access")
+logger = logging.getLogger(__name__)
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -32,3 +34,14 @@ def record_request(protocol: str, endpoint: str, status: str, seconds: float, li
         "%s %s %.1fms", line, status, seconds * 1000,
         extra={"status": status, "duration_ms": round(seconds * 1000, 2), "endpoint": endpoint, "protocol": protocol},
     )  # fmt: skip
+
+
+def internal_message(message: str) -> str:
+    """An internal error's message as the client sees it: with the request id to quote (every log line has it)."""
+    return f"{message} (request id {request_id.get()})"
+
+
+def unhandled(exc: BaseException) -> str:
+    """Log an unexpected exception with its traceback; returns the generic message the client gets."""
+    logger.error("unhandled error (request id %s)", request_id.get(), exc_info=exc)
+    return internal_message("internal error")

@@ -5,7 +5,8 @@ Lifecycle (``serve``):
 1. bind both transports (a port in use fails the start at once), then load and warm up
    the models off the loop; /readyz and gRPC health say NOT_SERVING meanwhile;
 2. ready: /readyz 200, health SERVING;
-3. SIGTERM or SIGINT: readiness and health turn NOT_SERVING, both transports stop
+3. SIGTERM or SIGINT: readiness and health turn NOT_SERVING, the request layer's gate
+   closes (what arrives from then on is refused ``shutting_down``), both transports stop
    taking new calls, in-flight HTTP requests and gRPC calls finish within
    ``POSE_SHUTDOWN_GRACE_S``; what still runs then is ended by the request layer with
    ``shutting_down`` (JSON 503 / UNAVAILABLE), answered within ``ANSWER_WINDOW_S``; then
@@ -27,12 +28,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
 
-from service.api.grpc import GrpcServer
-from service.api.http import create_app
-from service.api.protocol import http_protocol
-from service.api.requests import PoseRequests
+from service.api.grpc.servicer import GrpcServer
+from service.api.http.app import create_app
+from service.api.http.protocol import http_protocol
 from service.config import Settings
 from service.engine.engine import Engine
+from service.requests import PoseRequests
 
 logger = logging.getLogger("service")
 
@@ -136,6 +137,7 @@ async def _shutdown(
     end = time.monotonic() + grace
     logger.info("shutting down: draining in-flight requests (grace %.1f s)", grace)
     engine.begin_shutdown()  # /readyz 503 from here on
+    requests.close_gate()  # work that arrives from now on is refused (503 / UNAVAILABLE); admitted work goes on
     http.should_exit = True
     drains = [http_task]
     if grpc is not None:

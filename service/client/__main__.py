@@ -18,9 +18,11 @@ from pathlib import Path
 
 import grpc
 
-from service.api.options import add_option_arguments
 from service.client import estimate, stream
 from service.errors import PoseError
+from service.wire.formats import OutputFormat
+from service.wire.options import add_option_arguments
+from service.wire.protobuf import ERROR_CODE_KEY
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -36,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     one = commands.add_parser("estimate", help="one Estimate call per image; prints what HTTP would answer")
     one.add_argument("images", nargs="+", type=Path, help="image files")
     one.add_argument("--raw", action="store_true", help="decode here and send raw BGR pixels (as a camera would)")
-    one.add_argument("--format", choices=["native", "coco"], default="native")
+    one.add_argument("--format", type=OutputFormat, choices=list(OutputFormat), default=OutputFormat.NATIVE)
     add_option_arguments(one)
     video = commands.add_parser("stream", help="a camera, video or image folder through one Stream call")
     video.add_argument("source", help="camera index (0), video file, or folder of images")
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         with grpc.insecure_channel(args.target, options=options) as channel:
             (stream if args.command == "stream" else estimate).run(args, channel)
     except grpc.RpcError as exc:
-        code = dict(exc.trailing_metadata() or ()).get("pose-error-code", "")  # type: ignore[attr-defined]
+        code = dict(exc.trailing_metadata() or ()).get(ERROR_CODE_KEY, "")  # type: ignore[attr-defined]
         print(f"error: {exc.code().name} {code}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
         return 1
     except (PoseError, OSError, ValueError) as exc:

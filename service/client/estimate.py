@@ -12,10 +12,11 @@ from typing import Any
 import cv2
 import grpc
 
-from service.api import formats, protobuf
-from service.api._proto.pose.v1 import pose_pb2 as pb
-from service.api._proto.pose.v1 import pose_pb2_grpc
-from service.api.options import PoseOptions, option_values, parse_options
+from service.wire import formats, protobuf
+from service.wire._proto.pose.v1 import pose_pb2 as pb
+from service.wire._proto.pose.v1 import pose_pb2_grpc
+from service.wire.formats import OutputFormat
+from service.wire.options import option_values
 
 
 def image_message(path: Path, *, raw: bool) -> pb.Image:
@@ -40,20 +41,20 @@ def metadata(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def estimate(args: argparse.Namespace, channel: grpc.Channel) -> Iterator[Any]:
     """Native: one HTTP-shaped object per image. COCO: every image's entries, ids from the file names."""
-    options: PoseOptions = parse_options(PoseOptions, option_values(args))
+    options = protobuf.options_message(option_values(args))
     stub = pose_pb2_grpc.PoseServiceStub(channel)
     for index, path in enumerate(args.images):
-        request = pb.EstimateRequest(image=image_message(path, raw=args.raw), options=protobuf.options_message(options))
+        request = pb.EstimateRequest(image=image_message(path, raw=args.raw), options=options)
         response = stub.Estimate(request, timeout=args.timeout, metadata=metadata(args))
         result, visible = protobuf.result_from(response)
-        if args.format == "coco":
+        if args.format is OutputFormat.COCO:
             yield from formats.coco(result, image_id=formats.image_id_from_path(path, index))
         else:
-            yield formats.native(result, visible=visible)
+            yield formats.native(result, visible)
 
 
 def run(args: argparse.Namespace, channel: grpc.Channel) -> None:
-    if args.format == "coco":
+    if args.format is OutputFormat.COCO:
         json.dump(list(estimate(args, channel)), sys.stdout)
         sys.stdout.write("\n")
         return

@@ -21,13 +21,13 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
-from service.api import formats, protobuf
-from service.api._proto.pose.v1 import pose_pb2 as pb
-from service.api._proto.pose.v1 import pose_pb2_grpc
-from service.api.options import PoseOptions, option_values, parse_options
 from service.client.estimate import metadata
 from service.vision.keypoints import KEYPOINT_SETS
 from service.vision.render import draw_people
+from service.wire import formats, protobuf
+from service.wire._proto.pose.v1 import pose_pb2 as pb
+from service.wire._proto.pose.v1 import pose_pb2_grpc
+from service.wire.options import option_values
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 U8 = npt.NDArray[np.uint8]
@@ -80,8 +80,8 @@ def _image(frame: U8, raw: bool) -> pb.Image:
 
 
 def config(args: argparse.Namespace) -> pb.StreamConfig:
-    options: PoseOptions = parse_options(PoseOptions, option_values(args))
-    message = pb.StreamConfig(options=protobuf.options_message(options), det_interval=args.det_interval,
+    options = protobuf.options_message(option_values(args))
+    message = pb.StreamConfig(options=options, det_interval=args.det_interval,
                               max_in_flight=args.max_in_flight, smooth=args.smooth)  # fmt: skip
     if args.max_buffered is not None:
         message.max_buffered = args.max_buffered
@@ -97,7 +97,7 @@ def as_json(answer: pb.StreamResponse) -> dict[str, Any]:
     if answer.HasField("error"):
         return out | {"error": {"code": answer.error.code, "message": answer.error.message}}
     result, visible = protobuf.result_from(answer)
-    body = formats.native(result, visible=visible)
+    body = formats.native(result, visible)
     for person, message in zip(body["people"], answer.people, strict=True):
         person["track_id"] = message.track_id
     return out | body
@@ -107,9 +107,10 @@ def render(frame: U8, answer: pb.StreamResponse) -> U8:
     if not answer.people:
         return frame
     boxes = [(p.bbox.x1, p.bbox.y1, p.bbox.x2, p.bbox.y2) for p in answer.people]
-    keypoints = [[(k.x, k.y, k.score if k.visible else 0.0) for k in p.keypoints] for p in answer.people]
+    keypoints = [[(k.x, k.y, k.score) for k in p.keypoints] for p in answer.people]
+    shown = [[k.visible for k in p.keypoints] for p in answer.people]
     labels = [f"#{p.track_id} {p.score:.2f}" for p in answer.people]
-    return draw_people(frame, boxes, keypoints, KEYPOINT_SETS[answer.model.keypoints], 0.0, labels=labels)
+    return draw_people(frame, boxes, keypoints, KEYPOINT_SETS[answer.model.keypoints], shown, labels=labels)
 
 
 def run(args: argparse.Namespace, channel: grpc.Channel) -> None:

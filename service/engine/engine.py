@@ -13,7 +13,7 @@ from typing import Any
 from service import metrics
 from service.config import Settings
 from service.engine.pipeline import Pipeline
-from service.engine.served import ServedModel, load_served_model
+from service.engine.served_model import ServedModel, load_served_model
 from service.models.repository import ModelRepository
 from service.models.schema import ModelConfigError, Task
 
@@ -133,16 +133,14 @@ class Engine:
         self.state.closing = True
 
     def close(self, grace_s: float) -> None:
-        """Stop taking requests; let accepted ones finish within ``grace_s``, then close every queue.
+        """Close every model queue: what is left fails with ShuttingDownError; a running batch gets ``grace_s``.
 
-        Requests are drained before queues close: a request between its detector and its
-        pose model must still find the pose queue open.
+        Call it once no work is admitted any more (the request layer's gate is shut and
+        drained): a unit of work between its detector and its pose model must still find
+        the pose queue open.
         """
         self.begin_shutdown()
         end = time.monotonic() + grace_s
-        self.pipeline.stop_accepting()
-        if not self.pipeline.wait_idle(grace_s):
-            logger.warning("shutdown: requests still running after the %.1f s grace period", grace_s)
         for served in self.models.values():
             served.batcher.close(max(0.0, end - time.monotonic()))
 

@@ -1,16 +1,20 @@
 """Pipeline: detect -> crops -> pose, through the models' Batchers.
 
-Three public steps, all in original image pixels:
+The public steps, all in original image pixels:
 
 - :meth:`Pipeline.detect`: person boxes of one image;
-- :meth:`Pipeline.queue_poses` / :meth:`Pipeline.pose_from_boxes`: keypoints on given
-  boxes (clipped to the image), with the caller's own box scores;
-- :meth:`Pipeline.estimate`: a request, the two composed (or boxes given by a client,
-  which are checked, not clipped).
+- :meth:`Pipeline.queue_poses`: keypoints on given boxes (clipped to the image), with
+  the caller's own box scores, awaited with ``.result()``;
+- :meth:`Pipeline.pose_step`: one image's work, "detect (when due) -> plan the boxes ->
+  give back the queue room not needed -> queue the poses -> await them", with the box
+  plan the caller's (a request: the detections or its own boxes; a stream frame: the
+  tracker's);
+- :meth:`Pipeline.estimate`: a request's ``pose_step`` (client boxes are checked, not clipped).
 
 The crops of one image are queued together as separate items, so they share batches
 with other requests' crops. The pipeline is async (it awaits the Batchers' futures) and
-never runs inference on the event loop.
+never runs inference on the event loop. Admission and shutdown are the request layer's
+(``service/requests``); the pipeline only reserves queue room for it (:meth:`Pipeline.reserve`).
 """
 
 from __future__ import annotations
@@ -18,29 +22,43 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from service.engine.results import Detections, PoseResult
-from service.engine.room import QueueRoom, Reservation
+from service.engine.queue_room import QueueRoom, Reservation
+from service.engine.results import Detections
 from service.engine.runners import CropJob, DetectJob
-from service.engine.served import ServedModel
-from service.errors import DeadlineExceededError, InvalidOptionsError, ShuttingDownError, UnknownModelError
+from service.engine.served_model import ServedModel
+from service.errors import DeadlineExceededError, InvalidOptionsError, UnknownModelError
 from service.models.schema import Task
 from service.vision.image import DecodedImage
 from service.vision.postprocess import person_scores
 from service.vision.preprocess import bbox_xyxy_to_center_scale, fix_aspect_ratio
+from service.wire.results import PoseResult
 
-__all__ = ["Detections", "EstimateOptions", "PendingPoses", "Pipeline", "PoseResult"]
+__all__ = ["BoxPlan", "Detections", "EstimateOptions", "PendingPoses", "Pipeline", "PoseResult"]
 
 F32 = npt.NDArray[np.float32]
 R = TypeVar("R")
+
+
+class BoxPlan(Protocol):
+    """The boxes one image's poses are estimated in (a request's detections or boxes, a tracker's plan)."""
+
+    @property
+    def boxes(self) -> F32: ...  # (N, 4) x1, y1, x2, y2 in original pixels
+
+    @property
+    def scores(self) -> F32: ...  # (N,)
+
+
+P = TypeVar("P", bound=BoxPlan)
 
 
 @dataclass(frozen=True)
@@ -135,13 +153,11 @@ class Pipeline:
         self.default_pose = default_pose
         self.default_detector = default_detector
         self.max_people = max_people
-        self._inflight = 0
         self._detecting = 0  # work between a detector submit and its pose submit: the only source of new crops
-        self._closing = False
-        self._idle = threading.Condition()
+        self._lock = threading.Lock()
         self.room = QueueRoom()
 
-    # -- admission and shutdown ----------------------------------------------------------------------------------
+    # -- admission ----------------------------------------------------------------------------------------------
 
     def crops_expected(self) -> bool:
         """Whether some work is still in detection, so crops may soon join the pose queues.
@@ -151,39 +167,6 @@ class Pipeline:
         a stale answer costs at most one delay or one smaller batch).
         """
         return self._detecting > 0
-
-    def stop_accepting(self) -> None:
-        """New work fails with ShuttingDownError from now on; admitted work goes on."""
-        with self._idle:
-            self._closing = True
-
-    def wait_idle(self, timeout_s: float) -> bool:
-        """Block until all admitted work has finished; False if ``timeout_s`` ran out first."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._inflight == 0, timeout=timeout_s)
-
-    @property
-    def inflight(self) -> int:
-        """Units of admitted work (requests, stream frames) not finished yet."""
-        return self._inflight
-
-    @contextmanager
-    def admit(self) -> Iterator[None]:
-        """One unit of work (a request, a stream frame): refused once shutting down, waited for by shutdown.
-
-        Raises:
-            ShuttingDownError: :meth:`stop_accepting` was called.
-        """
-        with self._idle:
-            if self._closing:
-                raise ShuttingDownError("the service is shutting down and takes no new requests")
-            self._inflight += 1
-        try:
-            yield
-        finally:
-            with self._idle:
-                self._inflight -= 1
-                self._idle.notify_all()
 
     def crops_cap(self, max_people: int | None) -> int:
         """The most people (crops) one image may yield: ``max_people`` capped by the service's."""
@@ -199,16 +182,16 @@ class Pipeline:
         return bool(poses) and self.room.full(poses)  # none loaded yet: not full, not ready
 
     def reserve(self, options: EstimateOptions) -> Reservation:
-        """Reserve the queue room one image with ``options`` may need (see ``room.py``).
+        """Reserve the queue room one image with ``options`` may need (see ``queue_room.py``).
 
         Raises:
             UnknownModelError: a model that is not served. QueueFullError: no room now.
         """
         pose, detector = self.resolve(options)
-        if options.boxes is not None:
-            self._check_box_count(len(options.boxes))
-            return self.room.reserve([(pose, len(options.boxes))])
-        assert detector is not None
+        if detector is None:
+            count = 0 if options.boxes is None else len(options.boxes)
+            self._check_box_count(count)
+            return self.room.reserve([(pose, count)])
         return self.room.reserve([(detector, 1), (pose, self.crops_cap(options.max_people))])
 
     @contextmanager
@@ -218,12 +201,12 @@ class Pipeline:
         While any window is open the pose Batchers wait ``max_queue_delay_ms`` for those
         crops instead of running a partial batch at once.
         """
-        with self._idle:
+        with self._lock:
             self._detecting += 1
         try:
             yield
         finally:
-            with self._idle:
+            with self._lock:
                 self._detecting -= 1
 
     # -- models --------------------------------------------------------------------------------------------------
@@ -316,19 +299,49 @@ class Pipeline:
             futures = pose.batcher.submit_many(jobs, deadline=deadline, rows=[2 if flip else 1] * len(jobs))
         return PendingPoses(image, pose, boxes, box_scores, futures, deadline, start)
 
-    async def pose_from_boxes(
+    async def pose_step(
         self,
         image: DecodedImage,
-        boxes: F32,
-        box_scores: F32,
+        plan: Callable[[Detections | None], P],
         *,
-        model: str | ServedModel | None = None,
-        flip_test: bool | None = None,
+        pose: ServedModel,
+        detector: ServedModel | None,
         deadline: float,
-    ) -> PoseResult:
-        """Keypoints on given boxes (clipped to the image): :meth:`queue_poses`, then its result."""
-        pending = self.queue_poses(image, boxes, box_scores, model=model, flip_test=flip_test, deadline=deadline)
-        return await pending.result()
+        bbox_threshold: float | None = None,
+        max_people: int | None = None,
+        flip_test: bool | None = None,
+        reservation: Reservation | None = None,
+    ) -> tuple[PoseResult, P]:
+        """One image's work: detect (when ``detector``), plan the boxes, give back room, queue the poses, await.
+
+        Args:
+            plan: the boxes to pose, from the detections (None when no detector runs this time).
+            detector: the detector to run now, or None (the plan has its boxes already).
+            reservation: the work's queue room (:meth:`reserve`); once the boxes are planned it
+                shrinks to their crops, so the room reserved for the worst case goes back at once.
+
+        Returns:
+            The result (``timing_ms`` with ``detect`` when the detector ran, and ``pose``) and the plan.
+
+        Raises:
+            UnknownModelError, DeadlineExceededError, ShuttingDownError, InvalidOptionsError (the plan's boxes).
+        """
+        start = time.perf_counter()
+        with self.detection_window() if detector is not None else nullcontext():
+            found = None
+            if detector is not None:
+                found = await self.detect(image, detector=detector, bbox_threshold=bbox_threshold,
+                                          max_people=max_people, deadline=deadline)  # fmt: skip
+            detect_ms = (time.perf_counter() - start) * 1000
+            planned = plan(found)
+            if reservation is not None:
+                reservation.shrink_to(pose.name, len(planned.boxes))
+            pending = self.queue_poses(image, planned.boxes, planned.scores, model=pose, flip_test=flip_test,
+                                       deadline=deadline)  # fmt: skip
+        result = await pending.result(detector=detector)
+        if detector is not None:
+            result.timing_ms["detect"] = detect_ms
+        return result, planned
 
     async def estimate(
         self, image: DecodedImage, options: EstimateOptions, *, deadline: float, reservation: Reservation | None = None
@@ -341,37 +354,27 @@ class Pipeline:
             image: the decoded image; ``image.scale`` maps its pixels back to the original's.
             options: per-request options.
             deadline: ``time.monotonic()`` after which the request fails with DeadlineExceededError.
-            reservation: the request's queue room (:meth:`reserve`); once the detector has
-                answered it shrinks to the crops really found, so the room reserved for the
-                worst case (``max_people``) goes back to admission at once.
+            reservation: the request's queue room (:meth:`reserve`), shrunk to the crops found.
         """
-        with self.admit():
-            pose, detector = self.resolve(options)
-            if options.boxes is not None:
-                boxes = self._check_boxes(options.boxes, image.width, image.height)
-                pending = self.queue_poses(image, boxes, np.ones(len(boxes), np.float32), model=pose,
-                                           flip_test=options.flip_test, deadline=deadline)  # fmt: skip
-                return await pending.result()
-            start = time.perf_counter()
-            with self.detection_window():
-                found = await self.detect(image, detector=detector, bbox_threshold=options.bbox_threshold,
-                                          max_people=options.max_people, deadline=deadline)  # fmt: skip
-                detect_ms = (time.perf_counter() - start) * 1000
-                if reservation is not None:
-                    reservation.trim(detector.name, 0)
-                    reservation.trim(pose.name, len(found.boxes))
-                pending = self.queue_poses(image, found.boxes, found.scores, model=pose,
-                                           flip_test=options.flip_test, deadline=deadline)  # fmt: skip
-            result = await pending.result(detector=detector)
-            result.timing_ms["detect"] = detect_ms
-            return result
+        pose, detector = self.resolve(options)
+
+        def plan(found: Detections | None) -> Detections:
+            if found is not None:
+                return found
+            boxes = self._check_boxes(options.boxes, image.width, image.height)
+            return Detections(boxes, np.ones(len(boxes), np.float32))
+
+        result, _ = await self.pose_step(image, plan, pose=pose, detector=detector, deadline=deadline,
+                                         bbox_threshold=options.bbox_threshold, max_people=options.max_people,
+                                         flip_test=options.flip_test, reservation=reservation)  # fmt: skip
+        return result
 
     def _check_box_count(self, count: int) -> None:
         if count > self.max_people:
             raise InvalidOptionsError(f"at most {self.max_people} boxes per image, got {count}")
 
-    def _check_boxes(self, boxes: F32, width: int, height: int) -> F32:
-        boxes = np.asarray(boxes, dtype=np.float32)
+    def _check_boxes(self, boxes: F32 | None, width: int, height: int) -> F32:
+        boxes = np.asarray(() if boxes is None else boxes, dtype=np.float32)
         if boxes.size == 0:
             return np.zeros((0, 4), np.float32)
         if boxes.ndim != 2 or boxes.shape[1] != 4:

@@ -1,8 +1,8 @@
-"""What the pipeline returns: person boxes and pose results (numpy only, importable without a runtime)."""
+"""What the detector step returns: person boxes and their scores (numpy only)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -16,20 +16,3 @@ class Detections:
 
     boxes: F32  # (M, 4) x1, y1, x2, y2, clipped to the image
     scores: F32  # (M,)
-
-
-@dataclass(frozen=True)
-class PoseResult:
-    """Every person of one image, in original image pixels. N people, K keypoints."""
-
-    width: int
-    height: int
-    pose_model: str
-    detector: str | None
-    keypoint_set: str
-    weights: str  # "synthetic" if any model used is synthetic, else "custom" if any is, else "official"
-    boxes: F32  # (N, 4)
-    bbox_scores: F32  # (N,)
-    scores: F32  # (N,) person score, MMPose's bbox score x mean visible keypoint score
-    keypoints: F32  # (N, K, 3) x, y, score
-    timing_ms: dict[str, float] = field(default_factory=dict)

@@ -14,19 +14,23 @@ here), ``dt`` from the frame timestamps, so the same settings work at any frame 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
 
 F32 = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True)
-class OneEuroParams:
-    min_cutoff_hz: float = 1.0  # the cutoff of a still point: lower = smoother, more lag when it starts to move
-    beta: float = 0.05  # per pixel: how fast the cutoff rises with speed (higher = less lag on fast moves)
-    d_cutoff_hz: float = 1.0  # the cutoff of the speed estimate itself
+class OneEuroParams(BaseModel):
+    """The filter's parameters, declared once with their bounds (a stream's configuration validates into this)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_cutoff_hz: float = Field(
+        1.0, gt=0, le=1000, description="Cutoff of a still point, Hz: lower = smoother, more lag when it moves."
+    )
+    beta: float = Field(0.05, ge=0, le=100, description="Cutoff rise per pixel/s of speed: higher = less lag.")
+    d_cutoff_hz: float = Field(1.0, gt=0, le=1000, description="Cutoff of the speed estimate itself, Hz.")
 
 
 def _alpha(cutoff_hz: F32 | float, dt: float) -> F32:

@@ -20,27 +20,38 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.vision.postprocess import box_iou
 from service.vision.tracking import boxes_from_keypoints, greedy_match, keypoint_sigmas, merge_boxes, oks, oks_nms
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
+MAX_KEYPOINTS = 1000  # more than any keypoint set has (RTMW's 133)
 
 
-@dataclass(frozen=True)
-class TrackerParams:
-    """MMDeploy PoseTracker's parameters and defaults, except where docs/streams.md says why not."""
+class TrackerParams(BaseModel):
+    """MMDeploy PoseTracker's parameters and defaults, except where docs/streams.md says why not.
 
-    det_interval: int = 1  # run the detector every N frames (and whenever no track has a box)
-    det_nms_thr: float = 0.7  # IoU above which a detection is dropped beside a track box or a better detection
-    pose_kpt_thr: float = 0.5  # keypoints scoring at least this make the track's next box and count as confident
-    pose_min_keypoints: int | None = None  # confident keypoints a pose needs to be a person (None: ceil(K / 2))
-    pose_bbox_scale: float = 1.25  # the next box is the confident keypoints' box scaled by this
-    pose_nms_thr: float = 0.5  # OKS above which the weaker of two poses is dropped
-    track_oks_thr: float = 0.3  # OKS a detection's pose needs to take over a lost track
-    track_iou_thr: float = 0.4  # or this IoU with the lost track's last box
-    track_max_missing: int = 10  # frames a track survives unseen
+    Declared once, with their bounds: a stream's configuration validates into this.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    det_nms_thr: float = Field(
+        0.7, gt=0, le=1, description="IoU above which a detection is dropped beside a track box or a better one."
+    )
+    pose_kpt_thr: float = Field(
+        0.5, ge=0, le=1, description="Keypoints scoring at least this make the next box and count as confident."
+    )
+    pose_min_keypoints: int | None = Field(
+        None, ge=1, le=MAX_KEYPOINTS, description="Confident keypoints a pose needs to be a person (null: half of K)."
+    )
+    pose_bbox_scale: float = Field(1.25, ge=1, le=4, description="The next box is the confident keypoints' box x this.")
+    pose_nms_thr: float = Field(0.5, gt=0, le=1, description="OKS above which the weaker of two poses is dropped.")
+    track_oks_thr: float = Field(0.3, gt=0, le=1, description="OKS a detection's pose needs to take over a lost track.")
+    track_iou_thr: float = Field(0.4, gt=0, le=1, description="Or this IoU with the lost track's last box.")
+    track_max_missing: int = Field(10, ge=0, le=100_000, description="Frames a track survives unseen.")
 
     def min_keypoints(self, num_keypoints: int) -> int:
         return self.pose_min_keypoints if self.pose_min_keypoints is not None else math.ceil(num_keypoints / 2)
@@ -77,6 +88,7 @@ class Update:
 class Tracker:
     params: TrackerParams
     num_keypoints: int
+    det_interval: int = 1  # run the detector every N frames (and whenever no track has a box)
     tracks: list[Track] = field(default_factory=list)
     frames: int = 0  # frames planned so far
     next_id: int = 1
@@ -87,7 +99,7 @@ class Tracker:
 
     def needs_detection(self, width: int, height: int) -> bool:
         """Whether the next frame is a detector frame: every ``det_interval`` frames, or no track has a box."""
-        return self.frames % max(1, self.params.det_interval) == 0 or len(self._track_boxes(width, height)[0]) == 0
+        return self.frames % max(1, self.det_interval) == 0 or len(self._track_boxes(width, height)[0]) == 0
 
     def _track_boxes(self, width: int, height: int) -> tuple[F32, I64]:
         """Boxes of the tracks seen on the last frame, from their confident keypoints."""

@@ -36,7 +36,7 @@ original pixels ``[i * f, (i + 1) * f)``: map keypoints back with
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -62,7 +62,9 @@ __all__ = [
     "ImageTooLargeError",
     "InvalidImageError",
     "UnsupportedImageTypeError",
+    "decode_bytes",
     "decode_image",
+    "decode_probed",
     "image_from_pixels",
     "probe_image",
     "sniff_image_format",
@@ -76,8 +78,9 @@ _CV2_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 # Peak memory of a decode, in bytes per decoded pixel: the BGR frame (3) and the decoder's transient
 # copies, plus 3 for an EXIF turn where the format has one. Measured as the growth of ru_maxrss while
 # decoding a 4000x3000 image in a fresh process: JPEG 3.1 (6.4 turned), PNG 6.5, BMP and TIFF 14.0,
-# GIF 11.0, WebP 22.1 (PIL formats keep PIL's 4-byte-per-pixel image beside the array).
-DECODE_BYTES_PER_PIXEL = {"jpeg": 7, "png": 10, "bmp": 14, "tiff": 17, "gif": 11, "webp": 25, "raw": 3}
+# GIF 11.0, WebP 22.1 (PIL formats keep PIL's 4-byte-per-pixel image beside the array). Raw pixels are
+# used as they are (BGR, 3: the message's own bytes) or copied once with the channels swapped (RGB, 6).
+DECODE_BYTES_PER_PIXEL = {"jpeg": 7, "png": 10, "bmp": 14, "tiff": 17, "gif": 11, "webp": 25, "raw": 3, "raw_rgb": 6}
 _PIL_PARSERS: dict[str, type[ImageFile.ImageFile]] = {
     "jpeg": JpegImagePlugin.JpegImageFile,
     "png": PngImagePlugin.PngImageFile,
@@ -186,19 +189,25 @@ class ImageProbe:
     Attributes:
         format: as :func:`sniff_image_format`.
         width, height: the stored size (before EXIF orientation).
-        factor: the DCT downscale :func:`decode_image` will use (1, 2, 4 or 8).
+        factor: the DCT downscale :func:`decode_probed` will use (1, 2, 4 or 8).
+        header: the parsed header, which :func:`decode_probed` decodes from (it is not parsed twice).
     """
 
     format: str
     width: int
     height: int
     factor: int
+    header: ImageFile.ImageFile = field(repr=False, compare=False)
 
     @property
     def decode_bytes(self) -> int:
-        """Peak bytes the decode holds (:data:`DECODE_BYTES_PER_PIXEL` x decoded pixels)."""
-        pixels = -(-self.width // self.factor) * -(-self.height // self.factor)
-        return pixels * DECODE_BYTES_PER_PIXEL[self.format]
+        """Peak bytes the decode holds (:func:`decode_bytes` of the decoded pixels)."""
+        return decode_bytes(self.format, -(-self.width // self.factor) * -(-self.height // self.factor))
+
+
+def decode_bytes(fmt: str, pixels: int) -> int:
+    """Peak bytes a decode of ``pixels`` decoded pixels of format ``fmt`` holds (:data:`DECODE_BYTES_PER_PIXEL`)."""
+    return pixels * DECODE_BYTES_PER_PIXEL[fmt]
 
 
 def probe_image(data: bytes, *, max_pixels: int, min_long_side: int | None = None) -> ImageProbe:
@@ -209,7 +218,7 @@ def probe_image(data: bytes, *, max_pixels: int, min_long_side: int | None = Non
     """
     fmt, header = _checked_header(data, max_pixels)
     width, height = header.size
-    return ImageProbe(fmt, width, height, _reduction(fmt, width, height, min_long_side))
+    return ImageProbe(fmt, width, height, _reduction(fmt, width, height, min_long_side), header)
 
 
 def _checked_header(data: bytes, max_pixels: int) -> tuple[str, ImageFile.ImageFile]:
@@ -233,6 +242,8 @@ def _reduction(fmt: str, width: int, height: int, min_long_side: int | None) -> 
 def decode_image(data: bytes, *, max_pixels: int, min_long_side: int | None = None) -> DecodedImage:
     """Decode untrusted bytes into an upright BGR image, checking limits from the header first.
 
+    :func:`probe_image`, then :func:`decode_probed`.
+
     Args:
         data: The encoded image.
         max_pixels: Largest accepted ``width * height`` of the original image (checked
@@ -249,11 +260,19 @@ def decode_image(data: bytes, *, max_pixels: int, min_long_side: int | None = No
         ImageTooLargeError: more than ``max_pixels`` pixels.
         UnsupportedImageTypeError: not an accepted format, or 32-bit integer / float samples.
     """
-    fmt, header = _checked_header(data, max_pixels)
-    width, height = header.size
+    return decode_probed(data, probe_image(data, max_pixels=max_pixels, min_long_side=min_long_side))
+
+
+def decode_probed(data: bytes, probe: ImageProbe) -> DecodedImage:
+    """Decode ``data``, whose header :func:`probe_image` read and checked, into an upright BGR image.
+
+    Raises:
+        InvalidImageError, UnsupportedImageTypeError: as :func:`decode_image` (corrupt pixel data, odd samples).
+    """
+    fmt, header, factor = probe.format, probe.header, probe.factor
+    width, height = probe.width, probe.height
     orientation = _exif_orientation(header, fmt)  # read before decoding: PNG can grow it while loading
 
-    factor = _reduction(fmt, width, height, min_long_side)
     if fmt == "jpeg":
         bgr = _decode_jpeg(data, factor, width, height)
     else:

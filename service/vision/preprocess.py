@@ -25,7 +25,6 @@ __all__ = [
     "LETTERBOX_PAD_VALUE",
     "bbox_xyxy_to_center_scale",
     "fix_aspect_ratio",
-    "flip_horizontal",
     "get_warp_matrices",
     "letterbox",
     "normalize_to_nchw",
@@ -230,23 +229,3 @@ def normalize_to_nchw(
     np.subtract(channels, mean32, out=result, dtype=np.float32)
     np.multiply(result, inv_std32, out=result)
     return result
-
-
-def flip_horizontal(batch: NDArray[_T], out: NDArray[_T] | None = None) -> NDArray[_T]:
-    """Mirror a batch left-right for the flip test: reverses the last axis (the width of NCHW).
-
-    MMPose's flip test runs the model again on ``inputs.flip(-1)``, the normalised NCHW
-    batch; turn its outputs back with ``postprocess.flip_simcc_back`` and average.
-
-    Args:
-        batch: (N, 3, h, w) network input (any dtype).
-        out: Optional preallocated array of the same shape and dtype.
-
-    Returns:
-        (N, 3, h, w) mirrored, C-contiguous; ``out`` when given.
-    """
-    flipped = batch[..., ::-1]
-    if out is None:
-        return np.ascontiguousarray(flipped)
-    out[...] = flipped
-    return out

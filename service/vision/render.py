@@ -24,13 +24,13 @@ def draw_people(
     boxes: ArrayLike,
     keypoints: ArrayLike,
     keypoint_set: KeypointSet,
-    keypoint_threshold: float,
+    visible: ArrayLike,
     bbox_scores: ArrayLike | None = None,
     labels: Sequence[str] | None = None,
 ) -> NDArray[np.uint8]:
     """Draw boxes, then skeleton links, then keypoints, on a copy of the image.
 
-    Only keypoints with a score above ``keypoint_threshold`` are drawn, and a link only
+    Only the ``visible`` keypoints are drawn (and never a non-finite one), and a link only
     when both of its ends are. Line widths and radii grow with the image size.
 
     Args:
@@ -38,7 +38,7 @@ def draw_people(
         boxes: (N, 4) x1, y1, x2, y2 (may be empty).
         keypoints: (N, K, 3) x, y, score in image pixels.
         keypoint_set: The set the keypoints follow (skeleton and RGB colours).
-        keypoint_threshold: Draw keypoints scoring above this.
+        visible: (N, K) bool, the keypoints to draw (the caller's visibility rule).
         bbox_scores: Optional (N,) box scores, written above each box.
         labels: Optional (N,) texts written above each box instead (e.g. track ids).
 
@@ -48,6 +48,7 @@ def draw_people(
     canvas = np.ascontiguousarray(image_bgr).copy()
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     kpts = np.asarray(keypoints, dtype=np.float64).reshape(-1, keypoint_set.num_keypoints, 3)
+    shown = np.asarray(visible, dtype=bool).reshape(len(kpts), keypoint_set.num_keypoints)
     height, width = canvas.shape[:2]
     limit = 4 * max(height, width)  # far-off coordinates are clipped: cv2 needs ints, lines keep their direction
     unit = max(height, width) / 640.0  # thickness and radii are tuned for a 640-pixel image
@@ -67,12 +68,12 @@ def draw_people(
             cv2.putText(canvas, labels[i], origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * unit, BOX_COLOR_BGR, thickness)
 
     # links, then points on top
-    for person in kpts:
-        visible = np.isfinite(person).all(axis=1) & (person[:, 2] > keypoint_threshold)
+    for person, person_shown in zip(kpts, shown, strict=True):
+        drawn = np.isfinite(person).all(axis=1) & person_shown
         points = np.clip(np.nan_to_num(np.round(person[:, :2])), -limit, limit).astype(np.int64).tolist()
         for (a, b), color in zip(keypoint_set.skeleton, link_colors, strict=True):
-            if visible[a] and visible[b]:
+            if drawn[a] and drawn[b]:
                 cv2.line(canvas, points[a], points[b], color, thickness, cv2.LINE_AA)
-        for k in np.flatnonzero(visible):
+        for k in np.flatnonzero(drawn):
             cv2.circle(canvas, points[k], radius, keypoint_colors[k], -1, cv2.LINE_AA)
     return canvas

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from service.api._proto.pose.v1 import pose_pb2 as pb
-from service.api._proto.pose.v1 import pose_pb2_grpc
+from service.wire._proto.pose.v1 import pose_pb2 as pb
+from service.wire._proto.pose.v1 import pose_pb2_grpc
 from tests.integration.server import ROOT, Server
 from tests.integration.test_http import MARKER, PERSON, PNG, SCENE, png, scene
 
@@ -203,8 +203,9 @@ def test_health_and_reflection(channel: grpc.Channel) -> None:
 
 
 def client(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "service.client", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    """``python -m service.client ARGS`` with only the client's packages importable (tests/client_only.py)."""
+    return subprocess.run([sys.executable, str(ROOT / "tests" / "client_only.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
 def test_the_client_prints_what_http_answers(server: Server, tmp_path: Path) -> None:
@@ -233,5 +234,8 @@ def test_the_client_reports_errors(server: Server, tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert "INVALID_ARGUMENT unknown_model" in bad.stderr
     out_of_range = client("--target", server.grpc_target, "estimate", str(image), "--bbox-threshold", "3")
-    assert out_of_range.returncode == 2
-    assert "bbox_threshold" in out_of_range.stderr
+    assert out_of_range.returncode == 1  # the service checks the bounds (the client has no copy of them)
+    assert "INVALID_ARGUMENT invalid_options: bbox_threshold" in out_of_range.stderr
+    bad_boxes = client("--target", server.grpc_target, "estimate", str(image), "--boxes", "[[1, 2]")
+    assert bad_boxes.returncode == 2
+    assert "boxes must be JSON" in bad_boxes.stderr

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.api._proto.pose.v1 import pose_pb2 as pb
-from service.api._proto.pose.v1 import pose_pb2_grpc
+from service.wire._proto.pose.v1 import pose_pb2 as pb
+from service.wire._proto.pose.v1 import pose_pb2_grpc
 from tests.integration.server import Server, start_server
 from tests.integration.test_grpc import error_of, raw
 from tests.integration.test_http import PNG, SCENE, scene

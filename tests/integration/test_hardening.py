@@ -364,8 +364,8 @@ def test_refusals_come_at_once_and_answers_are_never_crossed(server: Server) -> 
 def test_grpc_calls_are_admitted_cancelled_and_checked_cheaply_like_http(server: Server) -> None:
     import grpc
 
-    from service.api._proto.pose.v1 import pose_pb2 as pb
-    from service.api._proto.pose.v1 import pose_pb2_grpc
+    from service.wire._proto.pose.v1 import pose_pb2 as pb
+    from service.wire._proto.pose.v1 import pose_pb2_grpc
     from tests.integration.test_grpc import error_of, raw
 
     settle(server)
@@ -424,8 +424,8 @@ def test_protocol_errors_and_multipart_limits_come_in_the_one_error_shape(server
 def test_requests_still_running_when_the_grace_period_ends_get_json_503(tmp_path: Path) -> None:
     import grpc
 
-    from service.api._proto.pose.v1 import pose_pb2 as pb
-    from service.api._proto.pose.v1 import pose_pb2_grpc
+    from service.wire._proto.pose.v1 import pose_pb2 as pb
+    from service.wire._proto.pose.v1 import pose_pb2_grpc
     from tests.integration.test_grpc import error_of, raw
 
     # about 0.12 s a crop (kernel 21), one at a time: 3 requests of 16 crops take about 6 s, far beyond a 1 s grace

@@ -17,8 +17,8 @@ import httpx
 import numpy as np
 import pytest
 
-from service.api._proto.pose.v1 import pose_pb2 as pb
-from service.api._proto.pose.v1 import pose_pb2_grpc
+from service.wire._proto.pose.v1 import pose_pb2 as pb
+from service.wire._proto.pose.v1 import pose_pb2_grpc
 from tests.integration.server import ROOT, Server, start_server
 from tests.integration.test_http import png
 from tests.oracles import BANDS, POSE_FIELDS, install_detector_oracle, install_model, slow_pose_oracle
@@ -261,8 +261,8 @@ def test_the_stream_client_on_a_folder_and_a_video(server: Server, tmp_path: Pat
     for i, box in enumerate(path):
         cv2.imwrite(str(folder / f"{i:04d}.png"), frame([box]))
     out = tmp_path / "tracked.mp4"
-    run = subprocess.run([sys.executable, "-m", "service.client", "--target", server.grpc_target, "stream",
-                          str(folder), "--fps", "20", "--max-buffered", "20", "--render", str(out)],
+    client = [sys.executable, str(ROOT / "tests" / "client_only.py"), "--target", server.grpc_target, "stream"]
+    run = subprocess.run([*client, str(folder), "--fps", "20", "--max-buffered", "20", "--render", str(out)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]
@@ -272,8 +272,7 @@ def test_the_stream_client_on_a_folder_and_a_video(server: Server, tmp_path: Pat
     video = cv2.VideoCapture(str(out))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
     # the video we just wrote, as a source
-    run = subprocess.run([sys.executable, "-m", "service.client", "--target", server.grpc_target, "stream", str(out),
-                          "--max-frames", "10", "--det-interval", "5"],
+    run = subprocess.run([*client, str(out), "--max-frames", "10", "--det-interval", "5"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]

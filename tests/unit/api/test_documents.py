@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.api.http import openapi_document
+from service.api.http.app import openapi_document
 from service.config import Settings, settings_table
 from service.models.__main__ import markdown_table
 
@@ -48,7 +48,7 @@ def test_readme_names_every_setting() -> None:
 
 
 def test_grpc_stubs_are_current(tmp_path: Path) -> None:
-    """service/api/_proto is what `make proto` makes of proto/pose/v1/pose.proto with the pinned grpcio-tools."""
+    """service/wire/_proto is what `make proto` makes of proto/pose/v1/pose.proto with the pinned grpcio-tools."""
     if importlib.util.find_spec("grpc_tools") is None:
         pytest.skip("grpcio-tools is not installed (the dev extra has it)")
     spec = importlib.util.spec_from_file_location("gen_proto", ROOT / "scripts" / "gen_proto.py")
@@ -57,7 +57,7 @@ def test_grpc_stubs_are_current(tmp_path: Path) -> None:
     gen_proto = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen_proto)
     written = gen_proto.generate(tmp_path)
-    checked_in = ROOT / "service" / "api" / "_proto"
+    checked_in = ROOT / "service" / "wire" / "_proto"
     assert {p for p in checked_in.rglob("*") if p.is_file() and "__pycache__" not in p.parts} == {
         checked_in / p for p in written
     }, "run `make proto`"

@@ -39,7 +39,7 @@ def step(tracker: Tracker, centres: list[tuple[float, float]], detect: bool, sco
 
 
 def test_ids_follow_people_and_are_never_reused() -> None:
-    tracker = Tracker(TrackerParams(det_interval=3, track_max_missing=2), num_keypoints=17)
+    tracker = Tracker(TrackerParams(track_max_missing=2), num_keypoints=17, det_interval=3)
     ids_seen = []
     for t in range(9):  # two people walking right
         plan, update = step(tracker, [(100 + 4 * t, 240), (400 + 4 * t, 240)], tracker.needs_detection(W, H))
@@ -55,7 +55,7 @@ def test_ids_follow_people_and_are_never_reused() -> None:
 
 
 def test_detector_runs_at_once_when_every_track_is_lost() -> None:
-    tracker = Tracker(TrackerParams(det_interval=100), num_keypoints=17)
+    tracker = Tracker(TrackerParams(), num_keypoints=17, det_interval=100)
     step(tracker, [(200, 240)], tracker.needs_detection(W, H))
     assert not tracker.needs_detection(W, H)
     step(tracker, [(200, 240)], False, score=0.1)  # the pose is not confident: the track is not seen
@@ -63,7 +63,7 @@ def test_detector_runs_at_once_when_every_track_is_lost() -> None:
 
 
 def test_a_detection_takes_over_its_lost_track_by_oks() -> None:
-    tracker = Tracker(TrackerParams(det_interval=100, track_max_missing=5), num_keypoints=17)
+    tracker = Tracker(TrackerParams(track_max_missing=5), num_keypoints=17, det_interval=100)
     step(tracker, [(200, 240)], True)
     step(tracker, [(200, 240)], False, score=0.1)  # lost for a frame
     _, update = step(tracker, [(204, 240)], True)

@@ -9,7 +9,6 @@ import pytest
 from service.vision.preprocess import (
     bbox_xyxy_to_center_scale,
     fix_aspect_ratio,
-    flip_horizontal,
     get_warp_matrices,
     letterbox,
     normalize_to_nchw,
@@ -163,13 +162,3 @@ def test_normalize_into_buffer_and_rejects_bad_shapes() -> None:
         normalize_to_nchw(batch, (1, 2, 3), (4, 5, 6), to_rgb=False, out=np.empty((2, 3, 8, 8), np.float64))
     with pytest.raises(ValueError, match="batch must be"):
         normalize_to_nchw(batch[..., :2], (1, 2, 3), (4, 5, 6), to_rgb=False)
-
-
-def test_flip_horizontal_mirrors_the_width_axis() -> None:
-    batch = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
-    flipped = flip_horizontal(batch)
-    np.testing.assert_array_equal(flipped, batch[..., ::-1])
-    assert flipped.flags.c_contiguous
-    out = np.empty_like(batch)
-    assert flip_horizontal(batch, out=out) is out
-    np.testing.assert_array_equal(flip_horizontal(flipped), batch)
