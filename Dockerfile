@@ -49,10 +49,11 @@ RUN mkdir service && touch service/__init__.py
 COPY deploy/image/slim-venv.sh /usr/local/bin/slim-venv
 
 FROM build AS venv-cpu
-# versions: the ranges of pyproject.toml (the project keeps no lock file)
+# versions: the ranges of pyproject.toml, as `make install` resolves them (the project keeps no lock file).
+# The openvino extra is in, for POSE_BACKEND=openvino (slim-venv drops its GPU/NPU plugins).
 # hadolint ignore=DL3013
 RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=ca.crt \
-    pip install ".[cpu]" && rm -rf build ./*.egg-info
+    pip install ".[cpu,openvino]" && rm -rf build ./*.egg-info
 COPY service ./service
 RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=ca.crt \
     pip install --no-deps --force-reinstall . && slim-venv
@@ -99,6 +100,9 @@ RUN if [ -n "$MODELS" ]; then POSE_WEIGHTS="$WEIGHTS" python -m service.models e
 FROM runtime AS cpu
 COPY --from=venv-cpu /opt/venv /opt/venv
 # no GPU provider in this image: CPU on purpose, not as a fallback (pose_model_info{fallback="false"})
+# Exact by default: ONNX Runtime fp32. The fast path is one setting away, on CPUs with AVX512-BF16 or AMX:
+#   -e POSE_BACKEND=openvino -e POSE_PRECISION=bf16
+# (on a CPU without bf16 the start fails and says so; speed and what bf16 changes: deploy/README.md)
 ENV POSE_DEVICE=cpu
 USER 10001:10001
 ARG MODELS=""

@@ -10,7 +10,7 @@ from service.config import Settings
 from tests.deploy.tools import DEPLOY, ROOT, default, load_yaml, run, tool
 
 COMPOSE = ROOT / "docker-compose.yml"
-POSE_SERVICES = ("pose", "pose-gpu")
+POSE_SERVICES = ("pose", "pose-bf16", "pose-gpu")
 UID = "10001:10001"  # the Dockerfile's USER
 
 
@@ -36,6 +36,19 @@ def test_cpu_by_default_gpu_by_profile(compose: dict[str, Any]) -> None:
     assert device["capabilities"] == ["gpu"]
     env_file = (ROOT / ".env").read_text().splitlines()
     assert "COMPOSE_PROFILES=cpu" in env_file
+
+
+def test_bf16_is_one_profile_away_and_the_default_stays_exact(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    default_env = services["pose"]["environment"]
+    assert not {"POSE_BACKEND", "POSE_PRECISION"} & set(default_env)  # ONNX Runtime fp32, each model's config
+    bf16 = services["pose-bf16"]
+    assert bf16["profiles"] == ["cpu-bf16"]
+    assert (bf16["image"], bf16["build"]["target"]) == (services["pose"]["image"], "cpu")  # the same CPU image
+    env = bf16["environment"]
+    assert {k: v for k, v in env.items() if k not in {"POSE_BACKEND", "POSE_PRECISION"}} == default_env
+    assert (env["POSE_BACKEND"], env["POSE_PRECISION"]) == ("openvino", "bf16")  # bf16, never auto: no silent fp32
+    Settings.model_validate({"backend": env["POSE_BACKEND"], "precision": env["POSE_PRECISION"]})
 
 
 def test_named_volumes_and_bind_mounts_exist(compose: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 
 from service.config import Settings
 from tests.deploy.tools import DEPLOY, ROOT, default, run, tool
@@ -87,3 +88,16 @@ def test_the_build_context_holds_exactly_what_the_image_copies() -> None:
     }
     assert sources == included
     assert all((ROOT / source).exists() for source in sources)
+
+
+def test_the_cpu_image_carries_openvino_but_serves_exact_fp32_unless_asked() -> None:
+    """The openvino extra is installed as ``make install`` installs it; no backend or precision is set for the user."""
+    installs = [args for instruction, args in stages()["venv-cpu"] if instruction == "RUN" and "pip install" in args]
+    assert any('pip install ".[cpu,openvino]"' in args for args in installs), installs
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {"cpu", "openvino"} <= set(extras)
+    assert "cpu,openvino" in (ROOT / "Makefile").read_text()  # make install: the same extras
+    for target in ("runtime", "cpu"):
+        assert not {"POSE_BACKEND", "POSE_PRECISION"} & set(env(stages()[target])), target
+    assert Settings.model_fields["backend"].default is None  # each model's config: onnxruntime fp32
+    assert Settings.model_fields["precision"].default is None

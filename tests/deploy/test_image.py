@@ -4,7 +4,10 @@ Builds ``localhost/rtmpose-service:cpu`` (deploy/image/build.sh: a local deboots
 ``--pull=never``), runs its default command with ``buildah run --isolation chroot`` on the host
 network with the model repository and TensorRT cache as bind-mounted volumes, and checks what a
 user relies on: models installed at start, /readyz, a pose request, gRPC health, a non-root
-process, nothing written outside the volumes, a graceful stop.
+process, nothing written outside the volumes, a graceful stop. Then the same image on OpenVINO
+(``POSE_BACKEND=openvino``): bf16 where this machine's CPU has it, else fp32 (the output says which
+and why), one request, and /v1/models and ``pose_model_info`` report what runs; on a CPU without
+bf16, ``POSE_PRECISION=bf16`` stops the container with the reason and it never turns ready.
 """
 
 from __future__ import annotations
@@ -105,23 +108,26 @@ def service_process(container: Container) -> int:
     raise AssertionError(f"no `python -m service` process in the container:\n{container.logs()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def container(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+@contextlib.contextmanager
+def run_container(image: str, root: Path, volumes: dict[str, Path], **env: str) -> Iterator[Container]:
+    """The image's own command in a new container on the host network; removed afterwards.
+
+    Args:
+        root: a folder for the log.
+        volumes: container path -> host folder, bind-mounted read-write.
+        env: ``POSE_*`` settings besides the ports and the loopback host.
+    """
     tool = buildah()
-    root = tmp_path_factory.mktemp("container")
-    volumes = {"/models": root / "models", "/cache/trt": root / "trt"}
-    for path in volumes.values():
-        path.mkdir()
-        os.chown(path, UID, UID)  # as a volume provisioned for the image's user
-    name = f"rtmpose-image-test-{os.getpid()}"
+    name = f"rtmpose-image-test-{os.getpid()}-{root.name}"
     subprocess.run([tool, "rm", name], capture_output=True, check=False)
     subprocess.run([tool, "from", "--pull-never", "--name", name, image], capture_output=True, check=True)
     http_port, grpc_port = free_port(), free_port()
     binds = [f"type=bind,src={source},dst={target},rw" for target, source in volumes.items()]
     mounts = [arg for bind in binds for arg in ("--mount", bind)]
+    settings = {"POSE_HTTP_PORT": str(http_port), "POSE_GRPC_PORT": str(grpc_port), "POSE_HOST": "127.0.0.1", **env}
     log = root / "container.log"
     command = [tool, "run", "--isolation", "chroot", "--network", "host", *mounts,
-               "-e", f"POSE_HTTP_PORT={http_port}", "-e", f"POSE_GRPC_PORT={grpc_port}", "-e", "POSE_HOST=127.0.0.1",
+               *[arg for key, value in settings.items() for arg in ("-e", f"{key}={value}")],
                name, "--", *image_command(tool, image)]  # fmt: skip
     with log.open("wb") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
@@ -138,8 +144,7 @@ def container(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         subprocess.run([tool, "rm", name], capture_output=True, check=False)
 
 
-@pytest.fixture(scope="module")
-def ready(container: Container) -> Container:
+def wait_ready(container: Container) -> Container:
     end = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < end:
         assert container.process.poll() is None, f"the container exited:\n{container.logs()[-4000:]}"
@@ -150,6 +155,22 @@ def ready(container: Container) -> Container:
             pass
         time.sleep(0.5)
     raise AssertionError(f"/readyz not ready within {START_TIMEOUT_S} s:\n{container.logs()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def container(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+    root = tmp_path_factory.mktemp("container")
+    volumes = {"/models": root / "models", "/cache/trt": root / "trt"}
+    for path in volumes.values():
+        path.mkdir()
+        os.chown(path, UID, UID)  # as a volume provisioned for the image's user
+    with run_container(image, root, volumes) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ready(container: Container) -> Container:
+    return wait_ready(container)
 
 
 def test_default_command_installs_the_models_into_the_volume(ready: Container) -> None:
@@ -212,6 +233,85 @@ def test_sigterm_stops_it_cleanly_and_nothing_was_written_outside_the_volumes(re
     finally:
         subprocess.run([tool, "umount", ready.name], capture_output=True, check=False)
     assert set(written) <= BUILDAH_OWN, written
+
+
+OPENVINO_CPU = """
+import openvino as ov
+core = ov.Core()
+print(core.get_property("CPU", "FULL_DEVICE_NAME"))
+print(" ".join(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")))
+"""
+
+
+@pytest.fixture(scope="module")
+def openvino_precision(image: str, ready: Container) -> tuple[str, str]:
+    """(precision, why): bf16 where the image's OpenVINO has it on this CPU (as the service decides), else fp32."""
+    tool = buildah()
+    result = subprocess.run([tool, "run", "--isolation", "chroot", ready.name, "--", "python", "-c", OPENVINO_CPU],
+                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, f"OpenVINO in the image cannot see the CPU:\n{result.stdout}{result.stderr}"
+    cpu, capabilities = result.stdout.strip().splitlines()[-2:]
+    if "BF16" in capabilities.split():
+        return "bf16", f"this CPU ({cpu}) has BF16 in OpenVINO's capabilities ({capabilities})"
+    return "fp32", f"this CPU ({cpu}) has no BF16 in OpenVINO's capabilities ({capabilities}): needs AVX512-BF16 or AMX"
+
+
+@pytest.fixture(scope="module")
+def openvino_ready(
+    image: str, ready: Container, openvino_precision: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Container]:
+    """The image with POSE_BACKEND=openvino, on the models the default start installed."""
+    precision, _ = openvino_precision
+    root = tmp_path_factory.mktemp("openvino")
+    with run_container(image, root, ready.volumes, POSE_BACKEND="openvino", POSE_PRECISION=precision) as running:
+        yield wait_ready(running)
+
+
+def test_openvino_serves_and_reports_the_precision_it_runs(
+    openvino_ready: Container, openvino_precision: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    precision, why = openvino_precision
+    with capsys.disabled():
+        print(f"\n[image on OpenVINO] POSE_PRECISION={precision}: {why}")
+    said = f"POSE_BACKEND=openvino POSE_PRECISION={precision} ({why})"
+    ok, body = cv2.imencode(".jpg", draw_scene([((40, 60, 160, 400), (100.0, 200.0))]))
+    response = httpx.post(
+        openvino_ready.url + "/v1/pose", files={"file": ("scene.jpg", body.tobytes(), "image/jpeg")}, timeout=60
+    )
+    assert response.status_code == 200, f"{said}: {response.text}"
+    models = httpx.get(openvino_ready.url + "/v1/models", timeout=10).json()["models"]
+    for model in models:
+        runs = (model["backend"], model["precision"], model["provider"], model["precision_warning"])
+        assert runs == ("openvino", precision, "OpenVINO:CPU", None), f"{said}: {model['name']} runs {runs}"
+    metrics = httpx.get(openvino_ready.url + "/metrics", timeout=10).text
+    info = [line for line in metrics.splitlines() if line.startswith("pose_model_info{")]
+    assert len(info) == len(models), f"{said}: {info}"
+    for line in info:
+        assert 'backend="openvino"' in line, f"{said}: {line}"
+        assert f'precision="{precision}",precision_fallback="false"' in line, f"{said}: {line}"
+    assert f"backend=openvino precision={precision} provider=OpenVINO:CPU" in openvino_ready.logs(), said
+
+
+def test_bf16_on_a_cpu_without_it_stops_the_container_never_ready(
+    image: str, ready: Container, openvino_precision: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A cpu-bf16 pod on a node without bf16: exit 1 with the reason, never ready, never a silent fp32."""
+    precision, why = openvino_precision
+    if precision == "bf16":
+        pytest.skip(f"{why}: the OpenVINO start above ran bf16")
+    root = tmp_path_factory.mktemp("bf16")
+    with run_container(image, root, ready.volumes, POSE_BACKEND="openvino", POSE_PRECISION="bf16") as running:
+        end = time.monotonic() + START_TIMEOUT_S
+        while running.process.poll() is None and time.monotonic() < end:
+            with contextlib.suppress(httpx.TransportError):
+                status = httpx.get(running.url + "/readyz", timeout=2).status_code
+                assert status != 200, f"ready on bf16 although {why}:\n{running.logs()[-3000:]}"
+            time.sleep(0.2)
+        code = running.process.wait(30)
+    logs = running.logs()
+    assert code == 1, f"exit status {code} ({why}):\n{logs[-3000:]}"
+    assert "precision bf16 asked for, but OpenVINO cannot run it on this CPU" in logs, logs[-3000:]
+    assert "it needs AVX512-BF16 or AMX" in logs, logs[-3000:]
 
 
 GPU_IMAGE = "localhost/rtmpose-service:gpu"

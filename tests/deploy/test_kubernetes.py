@@ -17,6 +17,11 @@ OUR_CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 # the oldest Kubernetes the manifests are meant for, and the newest schema the validator has
 KUBERNETES_VERSIONS = ("1.27.0", "1.37.0")
 UID = 10001  # the Dockerfile's USER
+# per overlay: POSE_DEVICE and the image (Dockerfile target) it runs
+DEVICE_AND_IMAGE = {"cpu": ("cpu", "cpu"), "gpu": ("cuda", "gpu"), "cpu-bf16": ("cpu", "cpu")}
+# the node-feature-discovery label of AVX512-BF16 (cpu-cpuid.<flag>, the flag as klauspost/cpuid names it:
+# docs/usage/features.md of kubernetes-sigs/node-feature-discovery); OpenVINO reports bf16 there
+BF16_NODE_LABEL = "feature.node.kubernetes.io/cpu-cpuid.AVX512BF16"
 
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -169,9 +174,10 @@ def test_devices_and_resources_per_overlay(overlay: tuple[str, list[dict[str, An
     name, objects = overlay
     container = server(objects)
     limits = container["resources"]["limits"]
-    assert settings_of(objects)["POSE_DEVICE"] == {"cpu": "cpu", "gpu": "cuda"}[name]
+    device, image = DEVICE_AND_IMAGE[name]
+    assert settings_of(objects)["POSE_DEVICE"] == device
     images = {c["image"] for c in pod_spec(objects)["initContainers"] + pod_spec(objects)["containers"]}
-    assert images == {f"rtmpose-service:{name}"}
+    assert images == {f"rtmpose-service:{image}"}
     if name == "gpu":
         assert limits["nvidia.com/gpu"] == 1
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec(objects)[
@@ -182,6 +188,40 @@ def test_devices_and_resources_per_overlay(overlay: tuple[str, list[dict[str, An
         threads = env_of(container)["POSE_CPU_THREADS"]["resourceFieldRef"]
         assert threads == {"containerName": "server", "resource": "limits.cpu", "divisor": "1"}
         assert "cpu" in limits
+
+
+def test_only_the_bf16_overlay_leaves_exact_fp32(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    """The default stays exact: the cpu overlay sets no backend or precision (ONNX Runtime fp32, each model's
+    config); cpu-bf16 asks for bf16 explicitly, never auto, so a node without it fails the start, not the answer."""
+    name, objects = overlay
+    settings = settings_of(objects)
+    asked = (settings.get("POSE_BACKEND"), settings.get("POSE_PRECISION"))
+    assert asked == {"cpu": (None, None), "gpu": (None, "auto"), "cpu-bf16": ("openvino", "bf16")}[name]
+    affinity = pod_spec(objects).get("affinity", {})
+    if name == "cpu-bf16":
+        required = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        [term] = required["nodeSelectorTerms"]  # one term: every node it selects has bf16
+        assert term == {"matchExpressions": [{"key": BF16_NODE_LABEL, "operator": "In", "values": ["true"]}]}
+    else:
+        assert BF16_NODE_LABEL not in str(affinity)
+
+
+def _without_config_hash(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The objects with the ConfigMap's hashed name made constant (its data differs on purpose)."""
+    name = one(objects, "ConfigMap")["metadata"]["name"]
+    kept = [o for o in objects if o["kind"] != "ConfigMap"]
+    return [yaml.safe_load(yaml.safe_dump(o).replace(name, "rtmpose-config")) for o in kept]
+
+
+def test_the_bf16_overlay_is_the_cpu_overlay_on_bf16_nodes() -> None:
+    """Same probes, resources, security, volumes, Services, HPA, PDB and ServiceMonitor as the cpu overlay: only the
+    node affinity and the two settings differ."""
+    bf16, cpu = _without_config_hash(render("cpu-bf16")), _without_config_hash(render("cpu"))
+    deployment = one(bf16, "Deployment")
+    del deployment["spec"]["template"]["spec"]["affinity"]
+    assert bf16 == cpu
+    extra = set(settings_of(render("cpu-bf16")).items()) - set(settings_of(render("cpu")).items())
+    assert extra == {("POSE_BACKEND", "openvino"), ("POSE_PRECISION", "bf16")}
 
 
 def test_autoscaler_disruption_budget_and_adapter_fit_together(overlay: tuple[str, list[dict[str, Any]]]) -> None:

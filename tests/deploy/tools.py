@@ -17,7 +17,7 @@ from service.config import Settings
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 TOOLS_BIN = ROOT / ".deploy-venv" / "bin"
-OVERLAYS = ("cpu", "gpu")
+OVERLAYS = ("cpu", "gpu", "cpu-bf16")
 
 
 def default(setting: str) -> Any:

@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.devices import Precision
+from service.engine.openvino_backend import cpu_precisions
 from tests.integration.server import start_server
 from tests.integration.test_http import PNG, SCENE
 from tests.oracles import (
@@ -21,6 +23,8 @@ from tests.oracles import (
     install_pose_oracle,
     slow_pose_oracle,
 )
+
+HAS_BF16 = Precision.BF16 in cpu_precisions()
 
 
 @pytest.fixture
@@ -109,6 +113,24 @@ def test_a_precision_the_runtime_cannot_give_stops_the_process_with_what_to_set(
         start_server(small_repo, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det", POSE_PRECISION="bf16")
     assert "precision bf16 asked for, but onnxruntime runs fp32" in str(info.value)
     assert 'Set backend = \\"openvino\\"' in str(info.value)  # (JSON log line)
+
+
+@pytest.mark.skipif(HAS_BF16, reason="this CPU has bf16 in OpenVINO: bf16 starts here (test_served_on_openvino_...)")
+def test_bf16_on_openvino_on_a_cpu_without_it_stops_the_process_before_it_is_ready(
+    small_repo: Path, tmp_path: Path
+) -> None:
+    """What a cpu-bf16 pod does on a node without bf16: no silent fp32, the process exits 1 with the reason.
+
+    ``start_server`` returns only on a 200 from /readyz, so the raise also says it never was ready.
+    """
+    with pytest.raises(RuntimeError, match="the service exited with 1") as info:
+        start_server(small_repo, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det",
+                     POSE_BACKEND="openvino", POSE_PRECISION="bf16")  # fmt: skip
+    message = str(info.value)
+    assert "exiting: the models could not be loaded" in message
+    assert "precision bf16 asked for, but OpenVINO cannot run it on this CPU" in message
+    assert "it needs AVX512-BF16 or AMX" in message
+    assert 'Set precision = \\"fp32\\" or \\"auto\\"' in message  # (JSON log line)
 
 
 def test_served_on_openvino_the_models_say_so(small_repo: Path, tmp_path: Path) -> None:
