@@ -1,12 +1,21 @@
-"""The decode memory budget: decoded pixels in flight, all requests and streams together, are bounded.
+"""Memory budgets: bytes in flight, bounded. The decode budget holds decoded pixels and buffered stream frames.
 
 A unit of work charges the peak bytes its decode will hold (``ImageProbe.decode_bytes``)
 before decoding. The decode thread that has just read the header tries first
-(:meth:`DecodeBudget.try_charge`, never waiting, so the usual decode is one thread hop);
+(:meth:`ByteBudget.try_charge`, never waiting, so the usual decode is one thread hop);
 when the charge does not fit now, the request waits on the event loop
-(:meth:`DecodeBudget.charge`), first come first served, until earlier charges are
+(:meth:`ByteBudget.charge`), first come first served, until earlier charges are
 returned or its deadline passes. One image that needs more than the whole budget is
 refused at once (413). Charges may be returned from any thread.
+
+Frames a camera stream has taken but not started are held in the same budget as
+*reclaimable* charges (:meth:`ByteBudget.hold`): when a charge does not fit, the oldest
+of them, of any stream, is dropped (its stream reports it) before anyone waits, so a
+stream's buffer never holds memory that decoding needs.
+
+The gRPC transport bounds its request messages with a budget of its own (same class,
+other gauges): a call holds the largest message it may receive until its message is read,
+then the message's size, and is refused at once when that does not fit.
 """
 
 from __future__ import annotations
@@ -16,7 +25,10 @@ import contextlib
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from prometheus_client import Gauge
 
 from service import metrics
 from service.config import Settings, memory_limit
@@ -44,6 +56,11 @@ def budget_bytes(settings: Settings) -> int:
     return settings.decode_budget_bytes
 
 
+def message_budget_bytes(settings: Settings, decode_budget: int) -> int:
+    """POSE_GRPC_MESSAGE_BUDGET_BYTES, or (0) ``decode_budget`` (the decode budget resolved), at least one message."""
+    return settings.grpc_message_budget_bytes or max(decode_budget, settings.grpc_max_message_bytes)
+
+
 def image_bytes(settings: Settings) -> int:
     """What the largest accepted PNG needs at full size, rendered: the least budget that serves every size."""
     return render_bytes(decode_bytes("png", settings.max_image_pixels), settings.max_image_pixels)
@@ -58,28 +75,44 @@ def render_bytes(nbytes: int, pixels: int) -> int:
 class Charge:
     """Bytes held in the budget until :meth:`release` (idempotent; from any thread)."""
 
-    budget: DecodeBudget
+    budget: ByteBudget
     nbytes: int
     released: bool = field(default=False)
+    reclaimable: bool = field(default=False)  # a buffered stream frame's (made and released on the loop)
 
     def release(self) -> None:
         if not self.released:
             self.released = True
+            if self.reclaimable:
+                self.budget._reclaimable.pop(self, None)
             self.budget._give_back(self.nbytes)
 
+    def shrink(self, nbytes: int) -> None:
+        """Hold only ``nbytes`` from now on (no more than now): the rest goes back at once."""
+        if not self.released and 0 <= nbytes < self.nbytes:
+            freed, self.nbytes = self.nbytes - nbytes, nbytes
+            self.budget._give_back(freed)
 
-class DecodeBudget:
-    """Bytes of decoded pixels in flight, bounded by ``limit``; waiters are served in arrival order."""
 
-    def __init__(self, limit: int) -> None:
+class ByteBudget:
+    """Bytes in flight, bounded by ``limit``; waiters are served in arrival order.
+
+    Args:
+        limit: the bound, in bytes.
+        capacity, in_flight: the gauges that show the bound and the bytes held.
+    """
+
+    def __init__(self, limit: int, *, capacity: Gauge, in_flight: Gauge) -> None:
         self.limit = limit
         self.used = 0
         self._lock = threading.Lock()  # guards used and _waiting: decode threads charge and release too
         self._waiting = 0
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # only touched on the event loop
+        self._reclaimable: dict[Charge, Callable[[], None]] = {}  # oldest first; only touched on the event loop
         self._loop: asyncio.AbstractEventLoop | None = None
-        metrics.DECODE_BUDGET_BYTES.set(limit)
-        metrics.DECODE_BYTES_IN_FLIGHT.set(0)
+        self._in_flight = in_flight
+        capacity.set(limit)
+        in_flight.set(0)
 
     @property
     def waiting(self) -> int:
@@ -99,8 +132,29 @@ class DecodeBudget:
             if self._waiting or self.used + nbytes > self.limit:
                 return None
             self.used += nbytes
-            metrics.DECODE_BYTES_IN_FLIGHT.set(self.used)
+            self._in_flight.set(self.used)
         return Charge(self, nbytes)
+
+    def hold(self, nbytes: int, reclaim: Callable[[], None]) -> Charge | None:
+        """Hold ``nbytes`` as a reclaimable charge (a buffered stream frame), or None when they cannot be had now.
+
+        Older reclaimable charges are reclaimed to make room (oldest first), but never while
+        someone waits: waiters come first. On the event loop.
+
+        Args:
+            reclaim: called (on the loop) when the charge is taken back to make room for other
+                work; the charge is released right after it.
+        """
+        if nbytes > self.limit or self._waiting:
+            return None
+        charge = self.try_charge(nbytes)
+        while charge is None and self._reclaimable and not self._waiting:
+            self._reclaim_oldest()
+            charge = self.try_charge(nbytes)
+        if charge is not None:
+            charge.reclaimable = True
+            self._reclaimable[charge] = reclaim
+        return charge
 
     async def charge(self, nbytes: int, deadline: float) -> Charge:
         """Hold ``nbytes``, waiting behind earlier charges until ``deadline`` (``time.monotonic()``; on the loop).
@@ -140,23 +194,42 @@ class DecodeBudget:
     def _give_back(self, nbytes: int) -> None:
         with self._lock:
             self.used -= nbytes
-            metrics.DECODE_BYTES_IN_FLIGHT.set(self.used)
+            self._in_flight.set(self.used)
             waiting = self._waiting
         if waiting and self._loop is not None:  # the waiters are woken on the loop, whoever returned the bytes
             with contextlib.suppress(RuntimeError):  # the loop has closed: the process is ending
                 self._loop.call_soon_threadsafe(self._wake)
 
     def _wake(self) -> None:
-        """Grant the waiters at the head that fit now (on the loop)."""
+        """Grant the waiters at the head that fit now, reclaiming buffered frames for them (on the loop)."""
         while self._waiters:
             nbytes, granted = self._waiters[0]
             with self._lock:
-                if self.used + nbytes > self.limit:
-                    return
-                self._waiters.popleft()
-                self._waiting -= 1
-                if granted.done():
-                    continue
-                self.used += nbytes
-                metrics.DECODE_BYTES_IN_FLIGHT.set(self.used)
-            granted.set_result(None)
+                fits = granted.done() or self.used + nbytes <= self.limit
+                if fits:
+                    self._waiters.popleft()
+                    self._waiting -= 1
+                    if granted.done():  # a waiter that has left (its cleanup finds it gone)
+                        continue
+                    self.used += nbytes
+                    self._in_flight.set(self.used)
+            if fits:
+                granted.set_result(None)
+            elif self._reclaimable:
+                self._reclaim_oldest()
+            else:
+                return
+
+    def _reclaim_oldest(self) -> None:
+        """Take back the oldest reclaimable charge: its owner drops what it held, then the bytes return."""
+        charge, reclaim = next(iter(self._reclaimable.items()))
+        del self._reclaimable[charge]
+        reclaim()
+        charge.release()
+
+
+class DecodeBudget(ByteBudget):
+    """Bytes of decoded pixels (and buffered stream frames) in flight, bounded by ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit, capacity=metrics.DECODE_BUDGET_BYTES, in_flight=metrics.DECODE_BYTES_IN_FLIGHT)
