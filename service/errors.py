@@ -3,7 +3,7 @@
 A leaf module (imports nothing of the package) so that ``engine`` and ``api`` share one
 set of errors. There is no mapping table: HTTP answers ``http_status``, gRPC aborts with
 ``grpc_code``, both send ``code``. ``vision``'s image errors become these in the request
-layer (``api/requests.py``), the one place images are decoded.
+layer (``requests/images.py``), the one place images are decoded.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ class BadRequestError(PoseError):
     http_status = HTTPStatus.BAD_REQUEST
     grpc_code = StatusCode.INVALID_ARGUMENT
     code = "bad_request"
+
+
+class MalformedMessageError(BadRequestError):
+    """A request message that is not what the method takes (bytes that are not its protobuf message)."""
 
 
 class BadImageError(BadRequestError):
@@ -105,6 +109,14 @@ class InferenceError(PoseError):
     http_status = HTTPStatus.INTERNAL_SERVER_ERROR
     grpc_code = StatusCode.INTERNAL
     code = "inference_failed"
+
+
+class MessageBudgetError(PoseError):
+    """The request message bytes in flight (POSE_GRPC_MESSAGE_BUDGET_BYTES) have no room for this call's message."""
+
+    http_status = HTTPStatus.TOO_MANY_REQUESTS
+    grpc_code = StatusCode.RESOURCE_EXHAUSTED
+    code = "message_budget"
 
 
 class TooManyStreamsError(PoseError):

@@ -42,12 +42,22 @@ ITEMS = Counter("pose_items_total", "Items (images or crops) run by a model.", [
 REJECTED = Counter(
     "pose_rejected_total",
     "Work refused or failed, by reason: queue_full, deadline, shutdown, inference (per queue item); cancelled (queued "
-    "items of a caller that went away); admission (requests refused before their body was read).",
+    "items of a caller that went away); admission (requests refused before their body was read); message_budget "
+    "(gRPC calls refused before their message was read).",
     ["reason"],
 )
 DECODE_BUDGET_BYTES = Gauge("pose_decode_budget_bytes", "The decode memory budget (POSE_DECODE_BUDGET_BYTES resolved).")
 DECODE_BYTES_IN_FLIGHT = Gauge(
-    "pose_decode_bytes_in_flight", "Decode memory held by requests now (decoded pixels and decoder copies)."
+    "pose_decode_bytes_in_flight",
+    "Decode memory held now: decoded pixels and decoder copies of requests, and the frames streams have buffered.",
+)
+GRPC_MESSAGE_BUDGET_BYTES = Gauge(
+    "pose_grpc_message_budget_bytes", "The gRPC request message budget (POSE_GRPC_MESSAGE_BUDGET_BYTES resolved)."
+)
+GRPC_MESSAGE_BYTES_IN_FLIGHT = Gauge(
+    "pose_grpc_message_bytes_in_flight",
+    "gRPC request message bytes held now: the largest message for each call whose message is being read, the "
+    "message's size once read.",
 )
 MODEL_INFO = Gauge(
     "pose_model_info",
@@ -59,7 +69,13 @@ MODEL_INFO = Gauge(
 # one stream frame, arrival to answer: 5 ms (tiny frame, idle) .. 10 s (deep overload)
 FRAME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-STREAM_ACTIVE = Gauge("pose_stream_active", "Open camera streams (gRPC Stream).")
+STREAM_ACTIVE = Gauge("pose_stream_active", "Open camera streams (waiting for their config included).")
+STREAM_ENDS = Counter(
+    "pose_stream_ends_total",
+    "Camera streams ended, by protocol and reason: ok, cancelled, internal, or the error code that ended them "
+    "(stream_idle, bad_request, shutting_down, too_many_streams, ...).",
+    ["protocol", "reason"],
+)
 STREAM_FRAMES_RECEIVED = Counter("pose_stream_frames_received_total", "Stream frames received.")
 STREAM_FRAMES_ANSWERED = Counter(
     "pose_stream_frames_answered_total", "Stream frames answered with a result or an error.", ["outcome"]

@@ -21,7 +21,7 @@ from service import metrics
 from service.config import Settings
 from service.engine.pipeline import EstimateOptions, Pipeline
 from service.engine.queue_room import Reservation
-from service.errors import DeadlineExceededError, QueueFullError
+from service.errors import DeadlineExceededError, InferenceError, QueueFullError
 from service.requests.budget import Charge, DecodeBudget
 from service.requests.images import Decode, DecodeLimits, ImageInput, image_error, start_decode
 from service.requests.options import PoseOptions
@@ -42,6 +42,21 @@ def keypoint_threshold(options: PoseOptions, settings: Settings) -> float:
     """The threshold a request asked for, else POSE_KEYPOINT_THRESHOLD."""
     given = options.keypoint_threshold
     return settings.keypoint_threshold if given is None else given
+
+
+def checked_finite(result: PoseResult) -> PoseResult:
+    """``result`` when every number of it is finite: where answers are built, for every transport.
+
+    A model (or a filter) that produced NaN or infinity must not reach a client: JSON has no
+    such numbers, and a client would carry them into its own maths.
+
+    Raises:
+        InferenceError: a box, score or keypoint is not finite.
+    """
+    for name in ("boxes", "bbox_scores", "scores", "keypoints"):
+        if not np.isfinite(getattr(result, name)).all():
+            raise InferenceError(f"the models produced non-finite {name} (NaN or infinity)")
+    return result
 
 
 @dataclass(frozen=True)
@@ -211,8 +226,8 @@ class Admission:
         if time.monotonic() >= self.deadline:
             raise DeadlineExceededError("request deadline passed while decoding the image")
         # one image on one reservation: it shrinks to the crops found (a widened batch keeps its room)
-        result = await self._pipeline.estimate(decoded, engine_options(options), deadline=self.deadline,
-                                               reservation=self.reservation)  # fmt: skip
+        result = checked_finite(await self._pipeline.estimate(decoded, engine_options(options), deadline=self.deadline,
+                                                              reservation=self.reservation))  # fmt: skip
         result.timing_ms["decode"] = decode_ms
         result.timing_ms["total"] = (time.perf_counter() - self.started) * 1000
         return Estimate(decoded, result, keypoint_threshold(options, self._settings))

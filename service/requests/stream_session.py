@@ -1,24 +1,30 @@
-"""Camera streams, transport-free: the per-stream state machine over the request layer and the Pipeline.
+"""One camera stream's state machine, transport-free, over the request layer and the Pipeline.
 
 A :class:`StreamSession` takes frames (:meth:`~StreamSession.offer`, never blocking) and
 yields one :class:`FrameOut` per frame, in frame order (:meth:`~StreamSession.results`):
 
 - at most ``max_in_flight`` frames are processed at once; newer ones wait in a buffer of
-  ``max_buffered``; when it is full the oldest waiting frame is dropped and its id rides
-  on the next answer (``dropped``): every frame is answered once, as a result or a drop;
+  ``max_buffered`` frames whose bytes are held in the decode budget: when the buffer is
+  full, or the budget has no room for a frame, the oldest waiting frame is dropped (of any
+  stream, for the budget) and its id rides on the next answer (``dropped``): every frame
+  taken is answered once, as a result or a drop;
 - decoding runs ahead for the frames in flight; detection, pose and tracking run one
   frame at a time in frame order (a frame's boxes come from the tracks of the previous);
 - the detector runs every ``det_interval`` frames, and whenever no track has a box;
-- a bad frame is answered with its error and the stream goes on;
-- no frame for ``idle_timeout_s`` (with nothing in flight) ends the stream with StreamIdleError.
+- a bad frame (an unreadable image, a non-finite timestamp) is answered with its error and
+  the stream goes on; no answer carries a non-finite number;
+- no frame for ``idle_timeout_s`` (with nothing in flight) ends the stream with StreamIdleError;
+- :meth:`~StreamSession.drain` (shutdown) takes no more frames, drops the waiting ones and
+  ends once the frames in flight are answered.
 
-The gRPC handler only adapts this to messages; the tests drive it without gRPC.
+:func:`service.requests.streams.serve_stream` drives a session from a transport's messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -27,16 +33,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service import metrics
 from service.engine.pipeline import Detections, EstimateOptions
 from service.engine.smoothing import OneEuroFilter, OneEuroParams
 from service.engine.tracker import Plan, Tracker, TrackerParams
-from service.errors import PoseError, StreamIdleError, TooManyStreamsError
+from service.errors import BadRequestError, PoseError, StreamIdleError
 from service.models.schema import Task
-from service.requests.admission import Admission, keypoint_threshold
-from service.requests.images import ImageInput
+from service.requests.admission import Admission, checked_finite, keypoint_threshold
+from service.requests.budget import Charge
+from service.requests.images import EncodedImage, ImageInput
 from service.requests.layer import PoseRequests
 from service.requests.options import PoseOptions
 from service.vision.image import DecodedImage
@@ -61,6 +68,16 @@ class StreamParams(BaseModel):
     tracker: TrackerParams = Field(default_factory=TrackerParams)
     smoothing: OneEuroParams = Field(default_factory=OneEuroParams)
 
+    @field_validator("options")
+    @classmethod
+    def _no_boxes(cls, options: PoseOptions) -> PoseOptions:
+        if options.boxes is not None:
+            raise ValueError(
+                "boxes are not taken by a stream: it finds people with the detector and tracks them "
+                "(send known boxes with single images instead)"
+            )
+        return options
+
 
 @dataclass(frozen=True)
 class FrameIn:
@@ -68,6 +85,22 @@ class FrameIn:
     timestamp: float  # seconds, the client's clock (0: use the arrival time)
     image: ImageInput | PoseError  # an error when the frame could not even be read
     arrived: float = field(default_factory=time.monotonic)
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes the frame holds while it waits (its image's)."""
+        image = self.image
+        if isinstance(image, EncodedImage):
+            return len(image.data)
+        return 0 if isinstance(image, PoseError) else len(image.pixels)
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """A frame in the buffer, with its bytes held in the decode budget (None: the frame holds none)."""
+
+    frame: FrameIn
+    charge: Charge | None
 
 
 @dataclass(frozen=True)
@@ -111,7 +144,7 @@ class StreamSession:
         # each frame is admitted for the worst case (the detector, max_boxes crops), shrunk once planned
         self._admission_options = EstimateOptions(model=self.pose.name, detector=self.detector.name,
                                                   max_people=self.max_boxes)  # fmt: skip
-        self._waiting: deque[FrameIn] = deque()
+        self._waiting: deque[_Waiting] = deque()
         self._running: set[asyncio.Task[None]] = set()
         self._next_seq = 0  # order of the frames taken in
         self._turn = 0  # the frame whose tracking step may run
@@ -126,24 +159,43 @@ class StreamSession:
     # -- frames in -----------------------------------------------------------------------------------------------
 
     def offer(self, frame: FrameIn) -> None:
-        """Take a frame: start it, queue it, or (buffer full) drop the oldest waiting one. Never blocks."""
+        """Take a frame: start it, or buffer it. Never blocks.
+
+        A buffered frame's bytes are held in the decode budget. When the buffer is full, the
+        oldest waiting frame is dropped; when the budget is full, the oldest buffered frame of
+        any stream is; when even that makes no room (or decodes are waiting for memory), this
+        frame is. Frames offered once the input is closed are not taken.
+        """
         metrics.STREAM_FRAMES_RECEIVED.inc()
         self._last_frame = time.monotonic()
-        if self._ended:
+        if self._ended or self._input_closed:
             return
         if len(self._running) < self.params.max_in_flight:
             self._start(frame)
             return
         if len(self._waiting) >= self.params.max_buffered:
-            self._drop(self._waiting.popleft() if self._waiting else frame)
-            if not self.params.max_buffered:
+            if not self._waiting:  # max_buffered 0: only frames in flight
+                self._drop(frame)
                 return
-        self._waiting.append(frame)
+            self._drop_waiting(self._waiting[0])
+        waiting = _Waiting(frame, None)
+        if frame.nbytes:
+            waiting.charge = self.requests.budget.hold(frame.nbytes, lambda: self._reclaimed(waiting))
+            if waiting.charge is None:
+                self._drop(frame)
+                return
+        self._waiting.append(waiting)
 
     def close_input(self) -> None:
-        """No more frames (the client half-closed, or shutdown): answer what was taken, then end."""
+        """No more frames (the client half-closed): answer what was taken, then end."""
         self._input_closed = True
         self._maybe_end()
+
+    def drain(self) -> None:
+        """Shutdown: take no more frames, drop the waiting ones (reported), end once those in flight are answered."""
+        while self._waiting:
+            self._drop_waiting(self._waiting[0])
+        self.close_input()
 
     def fail(self, error: BaseException) -> None:
         """End the stream with ``error`` (a protocol violation seen by the transport)."""
@@ -156,11 +208,25 @@ class StreamSession:
             task.cancel()
         if self._running:
             await asyncio.wait(self._running)
+        for waiting in self._waiting:
+            if waiting.charge is not None:
+                waiting.charge.release()
         self._waiting.clear()
 
     def _drop(self, frame: FrameIn) -> None:
         metrics.STREAM_FRAMES_DROPPED.inc()
         self._dropped.append(frame.frame_id)
+
+    def _drop_waiting(self, waiting: _Waiting) -> None:
+        self._waiting.remove(waiting)
+        if waiting.charge is not None:
+            waiting.charge.release()
+        self._drop(waiting.frame)
+
+    def _reclaimed(self, waiting: _Waiting) -> None:
+        """The decode budget takes a buffered frame's bytes back (other work needs them): the frame is dropped."""
+        self._waiting.remove(waiting)
+        self._drop(waiting.frame)
 
     def _start(self, frame: FrameIn) -> None:
         task = asyncio.create_task(self._process(frame, self._next_seq))
@@ -174,7 +240,10 @@ class StreamSession:
             self._out.put_nowait(task.exception())  # a bug: end the stream with it
             return
         if self._waiting and not self._ended:
-            self._start(self._waiting.popleft())
+            waiting = self._waiting.popleft()
+            if waiting.charge is not None:
+                waiting.charge.release()  # in flight from now on: its decode holds the budget
+            self._start(waiting.frame)
         self._maybe_end()
 
     def _maybe_end(self) -> None:
@@ -228,6 +297,8 @@ class StreamSession:
             deadline = min(deadline, self.deadline)
         out: FrameOut | None = None
         try:
+            if not math.isfinite(frame.timestamp):  # it would turn the track's smoothed keypoints into NaN for good
+                raise BadRequestError(f"Frame.timestamp must be a finite number of seconds; got {frame.timestamp}")
             async with self.requests.admit(deadline=deadline, arrived=frame.arrived) as admission:
                 admission.reserve(self._admission_options)
                 image = frame.image
@@ -279,6 +350,10 @@ class StreamSession:
         people = _subset(result, update.keep)
         if self.params.smooth:
             people = self._smoothed(people, update.track_ids, frame.timestamp or frame.arrived)
+        try:
+            people = checked_finite(people)
+        except PoseError as error:
+            return FrameOut(frame.frame_id, error=error, detected=detect)
         return FrameOut(frame.frame_id, result=people, track_ids=update.track_ids, detected=detect,
                         keypoint_threshold=self.keypoint_threshold)  # fmt: skip
 
@@ -299,31 +374,3 @@ class StreamSession:
 def _subset(result: PoseResult, keep: npt.NDArray[np.intp]) -> PoseResult:
     return dataclasses.replace(result, boxes=result.boxes[keep], bbox_scores=result.bbox_scores[keep],
                                scores=result.scores[keep], keypoints=result.keypoints[keep])  # fmt: skip
-
-
-class StreamRegistry:
-    """Bounds the open streams (POSE_MAX_STREAMS) and keeps the open-streams gauge true."""
-
-    def __init__(self, requests: PoseRequests) -> None:
-        self.requests = requests
-        self.open = 0
-
-    @asynccontextmanager
-    async def session(self, params: StreamParams, *, deadline: float | None = None) -> AsyncIterator[StreamSession]:
-        """A stream slot and its session; leaving frees both at once (cancelling what is in flight).
-
-        Raises:
-            TooManyStreamsError: every slot is taken.
-        """
-        limit = self.requests.settings.max_streams
-        if self.open >= limit:
-            raise TooManyStreamsError(f"{self.open} of {limit} streams are open (POSE_MAX_STREAMS)")
-        stream = StreamSession(self.requests, params, deadline=deadline)
-        self.open += 1
-        metrics.STREAM_ACTIVE.inc()
-        try:
-            yield stream
-        finally:
-            self.open -= 1
-            metrics.STREAM_ACTIVE.dec()
-            await stream.aclose()
