@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.devices import Backend, Precision, parse_device
@@ -55,6 +55,14 @@ class Settings(BaseSettings):
         ge=1024 * 1024,
         description="Largest gRPC message, in and out (RESOURCE_EXHAUSTED above): a raw 3840x2160 BGR frame is "
         "24.9 MB.",
+    )
+    grpc_message_budget_bytes: int = Field(
+        0,
+        ge=0,
+        description="Memory for gRPC request messages in flight, all calls together: a call holds "
+        "POSE_GRPC_MAX_MESSAGE_BYTES until its message is read, then the message's size, until it ends; a call that "
+        "does not fit is refused at once (RESOURCE_EXHAUSTED message_budget). 0 = the decode budget's size. At "
+        "least POSE_GRPC_MAX_MESSAGE_BYTES.",
     )
 
     # models
@@ -196,6 +204,16 @@ class Settings(BaseSettings):
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _message_budget(self) -> Settings:
+        budget, largest = self.grpc_message_budget_bytes, self.grpc_max_message_bytes
+        if budget and budget < largest:
+            raise ValueError(
+                f"POSE_GRPC_MESSAGE_BUDGET_BYTES = {budget} cannot hold one message of POSE_GRPC_MAX_MESSAGE_BYTES = "
+                f"{largest}: raise it (or set 0 for the decode budget's size), or lower POSE_GRPC_MAX_MESSAGE_BYTES"
+            )
+        return self
 
     def trt_cache_dir(self) -> Path:
         """Where TensorRT engines and timing caches are kept."""

@@ -20,20 +20,25 @@ def request_id_from(given: str | None) -> str:
     return given if given and _VALID_ID.match(given) else uuid.uuid4().hex
 
 
-def record_request(protocol: str, endpoint: str, status: str, seconds: float, line: str) -> None:
+def record_request(
+    protocol: str, endpoint: str, status: str, seconds: float, line: str, *, level: int = logging.INFO, detail: str = ""
+) -> None:
     """Count and time one answered request and write its access line (``line``: e.g. "POST /v1/pose").
 
     Args:
         protocol: "http" or "grpc".
         endpoint: a bounded label: the route template or the gRPC method name.
         status: the HTTP status ("200") or the gRPC code name ("OK", "INVALID_ARGUMENT").
+        level: the access line's level (WARNING for what an operator should see, such as garbled messages).
+        detail: why it ended so (an error's code and message), added to the line.
     """
     metrics.REQUESTS.labels(protocol, endpoint, status).inc()
     metrics.REQUEST_DURATION.labels(protocol, endpoint).observe(seconds)
-    access_logger.info(
-        "%s %s %.1fms", line, status, seconds * 1000,
-        extra={"status": status, "duration_ms": round(seconds * 1000, 2), "endpoint": endpoint, "protocol": protocol},
-    )  # fmt: skip
+    extra = {"status": status, "duration_ms": round(seconds * 1000, 2), "endpoint": endpoint, "protocol": protocol}
+    if detail:
+        access_logger.log(level, "%s %s %.1fms: %s", line, status, seconds * 1000, detail, extra=extra)
+    else:
+        access_logger.log(level, "%s %s %.1fms", line, status, seconds * 1000, extra=extra)
 
 
 def internal_message(message: str) -> str:

@@ -6,11 +6,12 @@ Lifecycle (``serve``):
    the models off the loop; /readyz and gRPC health say NOT_SERVING meanwhile;
 2. ready: /readyz 200, health SERVING;
 3. SIGTERM or SIGINT: readiness and health turn NOT_SERVING, the request layer's gate
-   closes (what arrives from then on is refused ``shutting_down``), both transports stop
-   taking new calls, in-flight HTTP requests and gRPC calls finish within
-   ``POSE_SHUTDOWN_GRACE_S``; what still runs then is ended by the request layer with
-   ``shutting_down`` (JSON 503 / UNAVAILABLE), answered within ``ANSWER_WINDOW_S``; then
-   the engine closes its queues.
+   closes (what arrives from then on is refused ``shutting_down``), every camera stream
+   stops taking frames, answers what it took and ends ``shutting_down``
+   (``StreamRegistry.drain``), both transports stop taking new calls, in-flight HTTP
+   requests and gRPC calls finish within ``POSE_SHUTDOWN_GRACE_S``; what still runs then
+   is ended by the request layer with ``shutting_down`` (JSON 503 / UNAVAILABLE),
+   answered within ``ANSWER_WINDOW_S``; then the engine closes its queues.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from service.api.http.protocol import http_protocol
 from service.config import Settings
 from service.engine.engine import Engine
 from service.requests import PoseRequests
+from service.requests.streams import StreamRegistry
 
 logger = logging.getLogger("service")
 
@@ -73,8 +75,9 @@ async def serve(settings: Settings) -> int:
     except ValueError as exc:  # settings that cannot work
         logger.error("exiting: %s", exc)
         return 2
+    streams = StreamRegistry(requests)  # every transport's camera streams: POSE_MAX_STREAMS, drained at shutdown
     http = _http_server(create_app(requests), settings)
-    grpc = GrpcServer(requests, settings) if settings.grpc_port else None
+    grpc = GrpcServer(requests, settings, streams) if settings.grpc_port else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -100,7 +103,7 @@ async def serve(settings: Settings) -> int:
     if http_task in done and http_task.exception() is not None:
         logger.error("the HTTP server failed: %s", http_task.exception())
         code = 1
-    await _shutdown(settings, engine, requests, http, http_task, grpc, loading)
+    await _shutdown(settings, engine, requests, streams, http, http_task, grpc, loading)
     stopping.cancel()
     requests.close()
     return code
@@ -127,6 +130,7 @@ async def _shutdown(
     settings: Settings,
     engine: Engine,
     requests: PoseRequests,
+    streams: StreamRegistry,
     http: _HttpServer,
     http_task: asyncio.Task[None],
     grpc: GrpcServer | None,
@@ -138,6 +142,7 @@ async def _shutdown(
     logger.info("shutting down: draining in-flight requests (grace %.1f s)", grace)
     engine.begin_shutdown()  # /readyz 503 from here on
     requests.close_gate()  # work that arrives from now on is refused (503 / UNAVAILABLE); admitted work goes on
+    streams.drain()  # streams take no more frames, answer what they took and end shutting_down
     http.should_exit = True
     drains = [http_task]
     if grpc is not None:

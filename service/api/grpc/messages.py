@@ -1,18 +1,64 @@
 """``pose.v1`` request messages -> the request layer's types, and stream answers -> messages (the server's side).
 
+Request messages arrive as bytes (the server's method handlers have no deserializer): a
+message that is not the method's protobuf becomes a :class:`MalformedMessageError`
+(INVALID_ARGUMENT ``bad_request``), never an exception inside gRPC. Only the image's bytes
+outlive the parse: the raw message and the parsed one are dropped as soon as the image,
+options or config are taken from them, so a call holds one copy of its image.
+
 What the client shares with the server (options, results, models) is ``service/wire/protobuf.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from service.errors import BadRequestError, PoseError
+from google.protobuf.message import DecodeError, Message
+
+from service.errors import BadRequestError, MalformedMessageError, PoseError
 from service.requests.images import EncodedImage, ImageInput, RawPixels
 from service.requests.options import PoseOptions, parse_options
-from service.requests.streams import FrameIn, FrameOut, StreamParams
+from service.requests.streams import FrameIn, FrameOut, Incoming, StreamParams
 from service.wire.options import check_box_count
 from service.wire.protobuf import model_info, pb, people
+
+M = TypeVar("M", bound=Message)
+
+
+def parse(kind: type[M], raw: bytes) -> M:
+    """``raw`` as a ``kind`` message.
+
+    Raises:
+        MalformedMessageError: the bytes are not a ``kind`` message.
+    """
+    try:
+        return kind.FromString(raw)
+    except (DecodeError, ValueError) as exc:
+        raise MalformedMessageError(f"the request is not a valid {kind.DESCRIPTOR.full_name} message: {exc}") from None
+
+
+def estimate_from(raw: bytes) -> tuple[ImageInput, PoseOptions]:
+    """An ``EstimateRequest``'s image and options (the message itself is not kept).
+
+    Raises:
+        MalformedMessageError, BadRequestError, InvalidOptionsError.
+    """
+    request = parse(pb.EstimateRequest, raw)
+    return image_from(request.image), options_from(request.options)
+
+
+def stream_item(raw: bytes) -> Incoming:
+    """One ``StreamRequest`` as what the stream driver takes: its config, its frame, or the error it is."""
+    try:
+        request = parse(pb.StreamRequest, raw)
+        kind = request.WhichOneof("msg")
+        if kind == "frame":
+            return frame_from(request.frame)
+        if kind == "config":
+            return stream_params_from(request.config)
+        raise BadRequestError("a StreamRequest carries a config or a frame; this one carries neither")
+    except PoseError as error:
+        return error
 
 
 def options_from(message: pb.Options) -> PoseOptions:

@@ -3,9 +3,20 @@
 Beside it on the same server: ``grpc.health.v1`` health (NOT_SERVING until the models
 are warm and again while draining) and server reflection. Every call of the pose
 service gets a request id (``x-request-id`` metadata in, initial metadata out), the
-bearer check, the client's deadline carried into the model queues, request metrics with
+bearer check (an interceptor, from the metadata, before any message is read), the
+client's deadline carried into the model queues, request metrics with
 ``protocol="grpc"`` and one access line; errors abort with the error class's
 ``grpc_code`` and put its ``code`` in the trailing metadata key ``pose-error-code``.
+
+The methods are registered without deserializers (:meth:`PoseServicer.handler`): each
+reads its request bytes itself, so that
+
+- a unary call's message is read only once the call holds room for it in the message
+  budget (POSE_GRPC_MESSAGE_BUDGET_BYTES; RESOURCE_EXHAUSTED ``message_budget`` at once
+  when there is none), and the room shrinks to the message's size once it is in;
+- bytes that are not the method's message are INVALID_ARGUMENT ``bad_request``, counted and
+  logged in one line, never an exception inside gRPC;
+- a stream is driven by the transport-free :func:`~service.requests.streams.serve_stream`.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
+from grpc._cython import cygrpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -24,13 +36,20 @@ from service import metrics
 from service.api.grpc import messages
 from service.api.observe import internal_message, record_request, request_id_from, unhandled
 from service.config import MAX_TIMEOUT_S, MIN_TIMEOUT_S, Settings
-from service.errors import BadRequestError, DeadlineExceededError, PoseError, ShuttingDownError
+from service.errors import (
+    BadRequestError,
+    DeadlineExceededError,
+    MalformedMessageError,
+    MessageBudgetError,
+    PoseError,
+    UnauthorizedError,
+)
 from service.logs import request_id
 from service.requests import PoseRequests
-from service.requests.streams import StreamRegistry, StreamSession
+from service.requests.budget import ByteBudget, Charge, message_budget_bytes
+from service.requests.streams import FrameOut, Incoming, StreamRegistry, serve_stream
 from service.wire import protobuf
 from service.wire._proto.pose.v1 import pose_pb2 as pb
-from service.wire._proto.pose.v1 import pose_pb2_grpc
 from service.wire.protobuf import ERROR_CODE_KEY
 
 logger = logging.getLogger(__name__)
@@ -38,6 +57,12 @@ R = TypeVar("R")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PoseService"].full_name  # "pose.v1.PoseService"
 ANNOUNCE_S = 0.2  # on SIGTERM, health watchers get NOT_SERVING this long before the server stops taking calls
+# a batch on a call gRPC has already ended (a message over the limit, a cancel) fails with this (grpc's own type)
+ExecuteBatchError = cygrpc.ExecuteBatchError
+
+
+class _NoMessageError(BadRequestError):
+    """The call's request message never came (the client half-closed without it, or gRPC ended the call first)."""
 
 
 class Call:
@@ -48,6 +73,8 @@ class Call:
         self.metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
         self.request_id = request_id_from(self.metadata.get("x-request-id"))
         self.started = time.perf_counter()
+        self.arrived = time.monotonic()
+        self.hold: Charge | None = None  # the call's room in the message budget
 
     def timeout(self) -> float | None:
         """Seconds left of the client's gRPC deadline (None: none set, the service's default applies).
@@ -62,17 +89,49 @@ class Call:
             raise DeadlineExceededError("the call's deadline had (all but) passed when it arrived")
         return min(remaining, MAX_TIMEOUT_S)
 
+    def past_deadline(self) -> bool:
+        remaining = self.context.time_remaining()
+        return remaining is not None and remaining <= 0
 
-class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
+
+class PoseServicer:
     """``pose.v1.PoseService`` over the request layer."""
 
-    def __init__(self, requests: PoseRequests) -> None:
+    def __init__(self, requests: PoseRequests, streams: StreamRegistry, messages_budget: ByteBudget) -> None:
         self.requests = requests
-        self.streams = StreamRegistry(requests)
-        self._sessions: set[StreamSession] = set()
-        self._draining = False
+        self.streams = streams
+        self.messages = messages_budget
+        self.max_message = requests.settings.grpc_max_message_bytes
         self._active = 0
         self._idle = asyncio.Condition()
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The service's methods, reading their own request bytes (see the module docstring)."""
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME,
+            {
+                "Estimate": grpc.stream_unary_rpc_method_handler(
+                    self.Estimate, response_serializer=pb.EstimateResponse.SerializeToString
+                ),
+                "ListModels": grpc.stream_unary_rpc_method_handler(
+                    self.ListModels, response_serializer=pb.ListModelsResponse.SerializeToString
+                ),
+                "Stream": grpc.stream_stream_rpc_method_handler(
+                    self.Stream, response_serializer=pb.StreamResponse.SerializeToString
+                ),
+            },
+        )
+
+    def refusal(self, method: str, error: PoseError) -> grpc.RpcMethodHandler:
+        """A handler that answers ``error`` at once, without reading any message (counted and logged as any call)."""
+
+        async def refuse(_: object, context: grpc.aio.ServicerContext) -> None:
+            async def fail(call: Call) -> None:
+                raise error
+
+            await self.serve(context, method, fail)
+
+        return grpc.stream_unary_rpc_method_handler(refuse)
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no call of this service is running; False if ``timeout_s`` ran out first."""
@@ -85,104 +144,166 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
         return True
 
     async def serve(self, context: grpc.aio.ServicerContext, method: str, work: Callable[[Call], Awaitable[R]]) -> R:
-        """The frame of every call around ``work``: request id, auth, metrics and access line, errors to codes."""
+        """The frame of every call around ``work``: request id, metrics and access line, errors to codes."""
         call = Call(context)
         token = request_id.set(call.request_id)
-        status = grpc.StatusCode.OK
+        status = grpc.StatusCode.OK.name
+        level, detail = logging.INFO, ""
         async with self._idle:
             self._active += 1
         metrics.REQUESTS_IN_PROGRESS.labels("grpc").inc()
         try:
             await context.send_initial_metadata((("x-request-id", call.request_id),))
-            self.requests.authorize(call.metadata.get("authorization"))
             return await work(call)
         except PoseError as exc:
-            status = exc.grpc_code
-            message = exc.message
-            if status is grpc.StatusCode.INTERNAL:
+            status, message = exc.grpc_code.name, exc.message
+            detail = f"{exc.code}: {message}"
+            if exc.grpc_code is grpc.StatusCode.INTERNAL:
                 logger.error("answering INTERNAL %s: %s", exc.code, message)
                 message = internal_message(message)
+            elif isinstance(exc, MalformedMessageError):
+                level = logging.WARNING  # a client sending bytes that are not the method's message
             context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
-            await context.abort(status, message)
+            try:
+                await context.abort(exc.grpc_code, message)
+            except ExecuteBatchError:  # gRPC had ended the call already: the client saw gRPC's status, not ours
+                status, level, detail = _ended_by_grpc(call, exc)
+            return None  # type: ignore[return-value]  # (abort raises; nothing more can be sent after gRPC's end)
         except asyncio.CancelledError:
-            status = grpc.StatusCode.CANCELLED  # the client went away or its deadline passed
+            status = "DEADLINE_EXCEEDED" if call.past_deadline() else "CANCELLED"  # the client went away
             raise
         except Exception as exc:
-            status = grpc.StatusCode.INTERNAL
+            status = grpc.StatusCode.INTERNAL.name
             message = unhandled(exc)
             context.set_trailing_metadata(((ERROR_CODE_KEY, "internal"),))
-            await context.abort(status, message)
+            await context.abort(grpc.StatusCode.INTERNAL, message)
+            raise AssertionError("unreachable: abort raises") from None  # pragma: no cover
         finally:
+            if call.hold is not None:
+                call.hold.release()
             metrics.REQUESTS_IN_PROGRESS.labels("grpc").dec()
-            record_request("grpc", method, status.name, time.perf_counter() - call.started,
-                           f"gRPC /{SERVICE_NAME}/{method}")  # fmt: skip
+            record_request("grpc", method, status, time.perf_counter() - call.started,
+                           f"gRPC /{SERVICE_NAME}/{method}", level=level, detail=detail)  # fmt: skip
             async with self._idle:
                 self._active -= 1
                 self._idle.notify_all()
             request_id.reset(token)
 
-    async def Estimate(self, request: pb.EstimateRequest, context: grpc.aio.ServicerContext) -> pb.EstimateResponse:  # noqa: N802 (the proto's name)
+    async def _read_one(self, call: Call) -> bytes:
+        """The call's one request message, read once the message budget holds room for the largest one.
+
+        The call keeps the message's size in the budget until it ends.
+
+        Raises:
+            ShuttingDownError, NotReadyError: the service does not serve (nothing is read).
+            MessageBudgetError: no room for one more message now (nothing is read).
+            BadRequestError: no message came (the client closed its side without one, or gRPC ended the call).
+        """
+        self.requests.check_open()
+        hold = self.messages.try_charge(self.max_message)
+        if hold is None:
+            metrics.REJECTED.labels("message_budget").inc()
+            raise MessageBudgetError(
+                f"{self.messages.used} bytes of request messages are in flight (POSE_GRPC_MESSAGE_BUDGET_BYTES = "
+                f"{self.messages.limit}; each call holds POSE_GRPC_MAX_MESSAGE_BYTES = {self.max_message} until its "
+                "message is in): retry later"
+            )
+        call.hold = hold
+        raw = await call.context.read()
+        if not isinstance(raw, bytes):  # EOF: the client sent no message, or gRPC refused it (see _ended_by_grpc)
+            raise _NoMessageError("the call ended without its request message")
+        hold.shrink(len(raw))
+        return raw
+
+    async def Estimate(self, _: object, context: grpc.aio.ServicerContext) -> pb.EstimateResponse:  # noqa: N802 (the proto's name)
         async def estimate(call: Call) -> pb.EstimateResponse:
-            async with self.requests.admit(call.timeout(), started=call.started) as admission:
-                options = messages.options_from(request.options)
-                done = await admission.estimate(messages.image_from(request.image), options)
+            image, options = messages.estimate_from(await self._read_one(call))
+            async with self.requests.admit(call.timeout(), started=call.started, arrived=call.arrived) as admission:
+                done = await admission.estimate(image, options)
             return protobuf.estimate_response(done.result, done.visible)
 
         return await self.serve(context, "Estimate", estimate)
 
-    async def Stream(  # noqa: N802 (the proto's name)
-        self, requests: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
-    ) -> None:
-        """A camera stream: a StreamConfig, then Frames; answers in frame order as they are ready."""
-
-        async def stream(call: Call) -> None:
-            self.requests.check_open()
-            first = await anext(aiter(requests), None)
-            if first is None or first.WhichOneof("msg") != "config":
-                raise BadRequestError("the first message of a stream must carry its config (StreamRequest.config)")
-            params = messages.stream_params_from(first.config)
-            timeout = call.timeout()
-            deadline = None if timeout is None else self.requests.deadline(timeout)
-            async with self.streams.session(params, deadline=deadline) as session:
-                self._sessions.add(session)
-                reader = asyncio.create_task(_read_frames(requests, session))
-                try:
-                    async for out in session.results():
-                        await context.write(messages.stream_response(out))
-                finally:
-                    reader.cancel()
-                    self._sessions.discard(session)
-            if self._draining:
-                raise ShuttingDownError("the service is shutting down: reconnect to another instance")
-
-        await self.serve(context, "Stream", stream)
-
-    def drain_streams(self) -> None:
-        """Shutdown: every stream stops taking frames, answers what it took, then ends (UNAVAILABLE)."""
-        self._draining = True
-        for session in list(self._sessions):
-            session.close_input()
-
-    async def ListModels(  # noqa: N802 (the proto's name)
-        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListModelsResponse:
+    async def ListModels(self, _: object, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:  # noqa: N802 (the proto's name)
         async def list_models(call: Call) -> pb.ListModelsResponse:
+            messages.parse(pb.ListModelsRequest, await self._read_one(call))
             return protobuf.models_response(self.requests.engine.describe())
 
         return await self.serve(context, "ListModels", list_models)
 
+    async def Stream(self, _: object, context: grpc.aio.ServicerContext) -> None:  # noqa: N802 (the proto's name)
+        """A camera stream: a StreamConfig, then Frames; answers in frame order as they are ready."""
 
-async def _read_frames(requests: AsyncIterator[pb.StreamRequest], session: StreamSession) -> None:
-    """Read frames as fast as they come (so gRPC flow control never stalls the client); the session drops."""
-    try:
-        async for message in requests:
-            if message.WhichOneof("msg") != "frame":
-                session.fail(BadRequestError("only the first message of a stream may carry a config"))
-                return
-            session.offer(messages.frame_from(message.frame))
-    except grpc.aio.AioRpcError:
-        return  # the client went away: the handler is cancelled too
-    session.close_input()
+        async def stream(call: Call) -> None:
+            timeout = call.timeout()
+            deadline = None if timeout is None else self.requests.deadline(timeout)
+
+            async def send(out: FrameOut) -> None:
+                await context.write(messages.stream_response(out))
+
+            await serve_stream(self.streams, _incoming(context), send, deadline=deadline, protocol="grpc")
+
+        await self.serve(context, "Stream", stream)
+
+
+def _ended_by_grpc(call: Call, error: PoseError) -> tuple[str, int, str]:
+    """(status, log level, detail) of a call that gRPC had ended before the service's answer could be sent.
+
+    What the client saw was gRPC's own status: DEADLINE_EXCEEDED past its deadline; for a call
+    whose message never came, RESOURCE_EXHAUSTED (how gRPC refuses a message over
+    POSE_GRPC_MAX_MESSAGE_BYTES, before any of it is buffered; a client that cancels while
+    sending its message ends the same way here, and cannot be told apart); else CANCELLED.
+    """
+    if call.past_deadline():
+        return "DEADLINE_EXCEEDED", logging.INFO, "the call's deadline passed"
+    if isinstance(error, _NoMessageError):
+        return (
+            "RESOURCE_EXHAUSTED",
+            logging.WARNING,
+            (
+                "no request message: gRPC ended the call before it came (a message over POSE_GRPC_MAX_MESSAGE_BYTES, "
+                "or a cancel while sending it)"
+            ),
+        )
+    return "CANCELLED", logging.INFO, f"the client went away before the answer ({error.code})"
+
+
+async def _incoming(context: grpc.aio.ServicerContext) -> AsyncIterator[Incoming]:
+    """A stream's messages as the driver takes them, read one at a time as the driver asks (a message that is not a
+    StreamRequest is the error it is, and ends the stream)."""
+    while True:
+        raw = await context.read()
+        if not isinstance(raw, bytes):
+            return  # the client half-closed (or gRPC ended the call: the handler is cancelled next)
+        yield messages.stream_item(raw)
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """The bearer check of the pose service, from the call's metadata, before any message of it is read.
+
+    A call without a valid token (POSE_API_KEYS) gets UNAUTHENTICATED at once: its message
+    is never read, so a flood of unauthenticated calls holds no memory. Health and
+    reflection stay open.
+    """
+
+    def __init__(self, servicer: PoseServicer) -> None:
+        self.servicer = servicer
+        self._prefix = f"/{SERVICE_NAME}/"
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method
+        if method.startswith(self._prefix):
+            metadata = handler_call_details.invocation_metadata or ()
+            given = next((v for k, v in metadata if k == "authorization" and isinstance(v, str)), None)
+            try:
+                self.servicer.requests.authorize(given)
+            except UnauthorizedError as error:
+                return self.servicer.refusal(method.removeprefix(self._prefix), error)
+        return await continuation(handler_call_details)
 
 
 def _address(host: str, port: int) -> str:
@@ -192,17 +313,21 @@ def _address(host: str, port: int) -> str:
 class GrpcServer:
     """The grpc.aio server: the pose service, health and reflection on ``POSE_GRPC_PORT``."""
 
-    def __init__(self, requests: PoseRequests, settings: Settings) -> None:
+    def __init__(self, requests: PoseRequests, settings: Settings, streams: StreamRegistry) -> None:
         size = settings.grpc_max_message_bytes
+        budget = ByteBudget(message_budget_bytes(settings, requests.budget.limit),
+                            capacity=metrics.GRPC_MESSAGE_BUDGET_BYTES,
+                            in_flight=metrics.GRPC_MESSAGE_BYTES_IN_FLIGHT)  # fmt: skip
+        self.servicer = PoseServicer(requests, streams, budget)
         self._server = grpc.aio.server(
+            interceptors=[AuthInterceptor(self.servicer)],
             options=[
                 ("grpc.max_receive_message_length", size),
                 ("grpc.max_send_message_length", size),
                 ("grpc.so_reuseport", 0),  # a port in use is an error, not a second listener
-            ]
+            ],
         )
-        self.servicer = PoseServicer(requests)
-        pose_pb2_grpc.add_PoseServiceServicer_to_server(self.servicer, self._server)
+        self._server.add_generic_rpc_handlers([self.servicer.handler()])
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
@@ -220,12 +345,14 @@ class GrpcServer:
             await self._health.set(name, status)
 
     async def stop(self, grace_s: float) -> None:
-        """Health NOT_SERVING, no new calls; pose calls finish within ``grace_s``; then the rest is cut."""
+        """Health NOT_SERVING, no new calls; pose calls finish within ``grace_s``; then the rest is cut.
+
+        Streams are drained by the process (``StreamRegistry.drain``) at SIGTERM, before this.
+        """
         await self._health.enter_graceful_shutdown()
         # let the watchers' NOT_SERVING go out before the server stops taking calls and, later, cuts them
         await asyncio.sleep(min(ANNOUNCE_S, grace_s))
         stopping = asyncio.create_task(self._server.stop(grace_s))
-        self.servicer.drain_streams()
         if not await self.servicer.wait_idle(grace_s):
             logger.warning("shutdown: gRPC calls still running after the %.1f s grace period", grace_s)
         # what is left (health watchers, reflection streams) would hold the server to the end of the grace period
