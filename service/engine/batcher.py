@@ -198,6 +198,7 @@ class Batcher(Generic[T, R]):
     def _serve(self, runner: Runner[T, R]) -> None:
         while (batch := self._next_batch()) is not None:
             self._run(runner, batch)
+            del batch  # not held while waiting for the next one: its items hold their images (a 4K frame: 25 MB)
 
     def _run(self, runner: Runner[T, R], batch: list[Item[T, R]]) -> None:
         start = time.monotonic()
