@@ -200,6 +200,9 @@ class Admission:
                 return await asyncio.wrap_future(future)
         except BaseException:
             future.add_done_callback(unclaimed)  # at once if done; else from the decode thread when it is
+            # the job's exception is the one raised here: its traceback holds this frame, which would hold the future
+            # holding the exception (a cycle that keeps the image's bytes until a full GC)
+            del future
             raise
 
     def release(self, image: DecodedImage) -> None:

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
@@ -63,6 +64,37 @@ ExecuteBatchError = cygrpc.ExecuteBatchError
 
 class _NoMessageError(BadRequestError):
     """The call's request message never came (the client half-closed without it, or gRPC ended the call first)."""
+
+
+@dataclass
+class _Outcome:
+    """How a call ended, for its metrics and its access line."""
+
+    status: str = grpc.StatusCode.OK.name
+    level: int = logging.INFO
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """What a failed call answers: plain values, so that nothing of the failed work outlives the call."""
+
+    grpc_code: grpc.StatusCode
+    code: str
+    message: str
+    no_message: bool = False  # the request message never came
+
+    @classmethod
+    def of(cls, error: PoseError, outcome: _Outcome) -> _Refusal:
+        """The answer to ``error``; ``outcome`` is updated (INTERNAL is logged as an error, garbled bytes warned)."""
+        message = error.message
+        outcome.status, outcome.detail = error.grpc_code.name, f"{error.code}: {message}"
+        if error.grpc_code is grpc.StatusCode.INTERNAL:
+            logger.error("answering INTERNAL %s: %s", error.code, message)
+            message = internal_message(message)
+        elif isinstance(error, MalformedMessageError):
+            outcome.level = logging.WARNING  # a client sending bytes that are not the method's message
+        return cls(error.grpc_code, error.code, message, isinstance(error, _NoMessageError))
 
 
 class Call:
@@ -147,43 +179,36 @@ class PoseServicer:
         """The frame of every call around ``work``: request id, metrics and access line, errors to codes."""
         call = Call(context)
         token = request_id.set(call.request_id)
-        status = grpc.StatusCode.OK.name
-        level, detail = logging.INFO, ""
+        outcome = _Outcome()
         async with self._idle:
             self._active += 1
         metrics.REQUESTS_IN_PROGRESS.labels("grpc").inc()
         try:
             await context.send_initial_metadata((("x-request-id", call.request_id),))
-            return await work(call)
-        except PoseError as exc:
-            status, message = exc.grpc_code.name, exc.message
-            detail = f"{exc.code}: {message}"
-            if exc.grpc_code is grpc.StatusCode.INTERNAL:
-                logger.error("answering INTERNAL %s: %s", exc.code, message)
-                message = internal_message(message)
-            elif isinstance(exc, MalformedMessageError):
-                level = logging.WARNING  # a client sending bytes that are not the method's message
-            context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
             try:
-                await context.abort(exc.grpc_code, message)
+                return await work(call)
+            except PoseError as exc:
+                refusal = _Refusal.of(exc, outcome)
+            except asyncio.CancelledError:
+                outcome.status = "DEADLINE_EXCEEDED" if call.past_deadline() else "CANCELLED"  # the client went away
+                raise
+            except Exception as exc:
+                outcome.status = grpc.StatusCode.INTERNAL.name
+                refusal = _Refusal(grpc.StatusCode.INTERNAL, "internal", unhandled(exc))
+            # aborted outside the except clauses: gRPC keeps the AbortError it raises (in a reference cycle with the
+            # call), which would otherwise keep our error, its frames and the request's image alive until a full GC
+            context.set_trailing_metadata(((ERROR_CODE_KEY, refusal.code),))
+            try:
+                await context.abort(refusal.grpc_code, refusal.message)
             except ExecuteBatchError:  # gRPC had ended the call already: the client saw gRPC's status, not ours
-                status, level, detail = _ended_by_grpc(call, exc)
-            return None  # type: ignore[return-value]  # (abort raises; nothing more can be sent after gRPC's end)
-        except asyncio.CancelledError:
-            status = "DEADLINE_EXCEEDED" if call.past_deadline() else "CANCELLED"  # the client went away
-            raise
-        except Exception as exc:
-            status = grpc.StatusCode.INTERNAL.name
-            message = unhandled(exc)
-            context.set_trailing_metadata(((ERROR_CODE_KEY, "internal"),))
-            await context.abort(grpc.StatusCode.INTERNAL, message)
-            raise AssertionError("unreachable: abort raises") from None  # pragma: no cover
+                _ended_by_grpc(call, refusal, outcome)
+            return None  # type: ignore[return-value]  # (abort raises; nothing can be sent after gRPC's end)
         finally:
             if call.hold is not None:
                 call.hold.release()
             metrics.REQUESTS_IN_PROGRESS.labels("grpc").dec()
-            record_request("grpc", method, status, time.perf_counter() - call.started,
-                           f"gRPC /{SERVICE_NAME}/{method}", level=level, detail=detail)  # fmt: skip
+            record_request("grpc", method, outcome.status, time.perf_counter() - call.started,
+                           f"gRPC /{SERVICE_NAME}/{method}", level=outcome.level, detail=outcome.detail)  # fmt: skip
             async with self._idle:
                 self._active -= 1
                 self._idle.notify_all()
@@ -246,8 +271,8 @@ class PoseServicer:
         await self.serve(context, "Stream", stream)
 
 
-def _ended_by_grpc(call: Call, error: PoseError) -> tuple[str, int, str]:
-    """(status, log level, detail) of a call that gRPC had ended before the service's answer could be sent.
+def _ended_by_grpc(call: Call, refusal: _Refusal, outcome: _Outcome) -> None:
+    """How a call ended that gRPC had ended before the service's answer could be sent.
 
     What the client saw was gRPC's own status: DEADLINE_EXCEEDED past its deadline; for a call
     whose message never came, RESOURCE_EXHAUSTED (how gRPC refuses a message over
@@ -255,17 +280,14 @@ def _ended_by_grpc(call: Call, error: PoseError) -> tuple[str, int, str]:
     sending its message ends the same way here, and cannot be told apart); else CANCELLED.
     """
     if call.past_deadline():
-        return "DEADLINE_EXCEEDED", logging.INFO, "the call's deadline passed"
-    if isinstance(error, _NoMessageError):
-        return (
-            "RESOURCE_EXHAUSTED",
-            logging.WARNING,
-            (
-                "no request message: gRPC ended the call before it came (a message over POSE_GRPC_MAX_MESSAGE_BYTES, "
-                "or a cancel while sending it)"
-            ),
-        )
-    return "CANCELLED", logging.INFO, f"the client went away before the answer ({error.code})"
+        outcome.status, outcome.level, outcome.detail = "DEADLINE_EXCEEDED", logging.INFO, "the deadline passed"
+    elif refusal.no_message:
+        outcome.status, outcome.level = "RESOURCE_EXHAUSTED", logging.WARNING
+        outcome.detail = ("no request message: gRPC ended the call before it came (a message over "
+                          "POSE_GRPC_MAX_MESSAGE_BYTES, or a cancel while sending it)")  # fmt: skip
+    else:
+        outcome.status, outcome.level = "CANCELLED", logging.INFO
+        outcome.detail = f"the client went away before the answer ({refusal.code})"
 
 
 async def _incoming(context: grpc.aio.ServicerContext) -> AsyncIterator[Incoming]:
