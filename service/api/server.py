@@ -32,6 +32,7 @@ import uvicorn
 from service.api.grpc.servicer import GrpcServer
 from service.api.http.app import create_app
 from service.api.http.protocol import http_protocol
+from service.api.memory import HeapTrimmer
 from service.config import Settings
 from service.engine.engine import Engine
 from service.requests import PoseRequests
@@ -88,6 +89,8 @@ async def serve(settings: Settings) -> int:
     http_task = asyncio.create_task(http.serve(), name="http")
     logger.info("starting: HTTP on %s:%d, gRPC %s, models %s", settings.host, settings.http_port,
                 f"on {settings.host}:{grpc.port}" if grpc else "off", engine.model_names())  # fmt: skip
+    budgets = [requests.budget] + ([grpc.servicer.messages] if grpc is not None else [])
+    trimmer = asyncio.create_task(HeapTrimmer(budgets).run(), name="trim the heap after bursts")
     loading = asyncio.create_task(_start_engine(engine, settings.inference_nice), name="load models")
     stopping = asyncio.create_task(stop.wait(), name="signal")
     done, _ = await asyncio.wait({loading, stopping, http_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -105,6 +108,7 @@ async def serve(settings: Settings) -> int:
         code = 1
     await _shutdown(settings, engine, requests, streams, http, http_task, grpc, loading)
     stopping.cancel()
+    trimmer.cancel()
     requests.close()
     return code
 

@@ -105,7 +105,8 @@ class ByteBudget:
     def __init__(self, limit: int, *, capacity: Gauge, in_flight: Gauge) -> None:
         self.limit = limit
         self.used = 0
-        self._lock = threading.Lock()  # guards used and _waiting: decode threads charge and release too
+        self.released = 0  # bytes given back since the start (a burst's end shows in it)
+        self._lock = threading.Lock()  # guards used, released and _waiting: decode threads charge and release too
         self._waiting = 0
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # only touched on the event loop
         self._reclaimable: dict[Charge, Callable[[], None]] = {}  # oldest first; only touched on the event loop
@@ -194,6 +195,7 @@ class ByteBudget:
     def _give_back(self, nbytes: int) -> None:
         with self._lock:
             self.used -= nbytes
+            self.released += nbytes
             self._in_flight.set(self.used)
             waiting = self._waiting
         if waiting and self._loop is not None:  # the waiters are woken on the loop, whoever returned the bytes
