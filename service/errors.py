@@ -127,6 +127,16 @@ class TooManyStreamsError(PoseError):
     code = "too_many_streams"
 
 
+class CallEndedError(PoseError):
+    """The transport ended the call before the service could answer: the client cancelled or went away, or the
+    transport refused a message of it (gRPC: a message over POSE_GRPC_MAX_MESSAGE_BYTES). Nobody is left to answer;
+    the status only names the end in metrics and logs."""
+
+    http_status = HTTPStatus.BAD_REQUEST  # never sent
+    grpc_code = StatusCode.CANCELLED
+    code = "cancelled"
+
+
 class StreamIdleError(PoseError):
     """A stream sent no frame for POSE_STREAM_IDLE_TIMEOUT_S: its state is freed."""
 

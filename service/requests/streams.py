@@ -68,6 +68,7 @@ class StreamSlot:
         drained = asyncio.ensure_future(self._drained.wait())
         try:
             await asyncio.wait({read, drained}, timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
+            came = read.done()
         finally:
             drained.cancel()
             if not read.done():
@@ -76,7 +77,7 @@ class StreamSlot:
                     await read
         if self.draining:
             raise ShuttingDownError("the service is shutting down: reconnect to another instance")
-        if not read.done():
+        if not came:
             raise StreamIdleError(f"no config within {idle_s:g} s: the stream is closed")
         first = read.result()
         if isinstance(first, PoseError):

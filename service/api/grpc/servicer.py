@@ -22,6 +22,7 @@ reads its request bytes itself, so that
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,6 +40,7 @@ from service.api.observe import internal_message, record_request, request_id_fro
 from service.config import MAX_TIMEOUT_S, MIN_TIMEOUT_S, Settings
 from service.errors import (
     BadRequestError,
+    CallEndedError,
     DeadlineExceededError,
     MalformedMessageError,
     MessageBudgetError,
@@ -60,6 +62,49 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PoseService"].full_name  # "pose.
 ANNOUNCE_S = 0.2  # on SIGTERM, health watchers get NOT_SERVING this long before the server stops taking calls
 # a batch on a call gRPC has already ended (a message over the limit, a cancel) fails with this (grpc's own type)
 ExecuteBatchError = cygrpc.ExecuteBatchError
+
+
+_READ_FAILED: contextvars.ContextVar[bool] = contextvars.ContextVar("pose_grpc_read_failed", default=False)
+
+
+class _FailedReads(logging.Filter):
+    """Tells a read that failed (gRPC ended the call) from the client's half-close, which grpc.aio both return as EOF.
+
+    grpc.aio says which it was only in a DEBUG line of its own logger; this filter notes it
+    for the task that read (a context variable) and drops the line, as it drops every DEBUG
+    line the root logger would not show (the logger is set to DEBUG for this one line).
+    """
+
+    MESSAGE = "Failed to receive any message from Core"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(self.MESSAGE):
+            _READ_FAILED.set(True)
+            return False
+        return record.levelno >= logging.getLogger().getEffectiveLevel()
+
+
+def _watch_failed_reads() -> None:
+    grpc_logger = logging.getLogger("grpc._cython.cygrpc")
+    if not any(isinstance(f, _FailedReads) for f in grpc_logger.filters):
+        grpc_logger.addFilter(_FailedReads())
+        grpc_logger.setLevel(logging.DEBUG)
+
+
+async def _read(context: grpc.aio.ServicerContext) -> bytes | None:
+    """The call's next request message; None when the client has half-closed.
+
+    Raises:
+        CallEndedError: gRPC ended the call (the client cancelled or went away, or sent a message over
+            POSE_GRPC_MAX_MESSAGE_BYTES).
+    """
+    _READ_FAILED.set(False)
+    raw = await context.read()
+    if isinstance(raw, bytes):
+        return raw
+    if _READ_FAILED.get():
+        raise CallEndedError("gRPC ended the call while its next message was awaited")
+    return None
 
 
 class _NoMessageError(BadRequestError):
@@ -234,8 +279,11 @@ class PoseServicer:
                 "message is in): retry later"
             )
         call.hold = hold
-        raw = await call.context.read()
-        if not isinstance(raw, bytes):  # EOF: the client sent no message, or gRPC refused it (see _ended_by_grpc)
+        try:
+            raw = await _read(call.context)
+        except CallEndedError:
+            raw = None  # answered as no message: gRPC ended the call (see _ended_by_grpc)
+        if raw is None:
             raise _NoMessageError("the call ended without its request message")
         hold.shrink(len(raw))
         return raw
@@ -294,9 +342,13 @@ async def _incoming(context: grpc.aio.ServicerContext) -> AsyncIterator[Incoming
     """A stream's messages as the driver takes them, read one at a time as the driver asks (a message that is not a
     StreamRequest is the error it is, and ends the stream)."""
     while True:
-        raw = await context.read()
-        if not isinstance(raw, bytes):
-            return  # the client half-closed (or gRPC ended the call: the handler is cancelled next)
+        try:
+            raw = await _read(context)
+        except CallEndedError as error:
+            yield error  # the stream ends at once: nobody is left to answer
+            return
+        if raw is None:
+            return  # the client half-closed: what was taken is answered, then the stream ends OK
         yield messages.stream_item(raw)
 
 
@@ -336,6 +388,7 @@ class GrpcServer:
     """The grpc.aio server: the pose service, health and reflection on ``POSE_GRPC_PORT``."""
 
     def __init__(self, requests: PoseRequests, settings: Settings, streams: StreamRegistry) -> None:
+        _watch_failed_reads()
         size = settings.grpc_max_message_bytes
         budget = ByteBudget(message_budget_bytes(settings, requests.budget.limit),
                             capacity=metrics.GRPC_MESSAGE_BUDGET_BYTES,
