@@ -126,9 +126,10 @@ class Settings(BaseSettings):
     decode_budget_bytes: int = Field(
         0,
         ge=0,
-        description="Memory for decoded pixels in flight, all requests together; a request whose image would exceed "
-        "it waits (within its deadline) for others to finish. 0 = an eighth of the memory the process may use "
-        "(cgroup limit or RAM), at least what one image of POSE_MAX_IMAGE_PIXELS needs.",
+        description="Memory for decoded pixels in flight, all requests together, and for the frames streams buffer; a "
+        "request whose image would exceed it waits (within its deadline) for others to finish, a buffered frame is "
+        "dropped (oldest first). 0 = an eighth of the memory the process may use (cgroup limit or RAM), at least "
+        "what one image of POSE_MAX_IMAGE_PIXELS needs.",
     )
     request_timeout_s: float = Field(
         30.0,
@@ -142,10 +143,19 @@ class Settings(BaseSettings):
         0.3, ge=0.0, description="Default score under which a keypoint is reported as not visible."
     )
 
-    # camera streams (gRPC Stream)
-    max_streams: int = Field(64, ge=1, le=10_000, description="Most open streams (RESOURCE_EXHAUSTED beyond).")
+    # camera streams
+    max_streams: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Most open streams, counted from the moment a call opens (RESOURCE_EXHAUSTED beyond).",
+    )
     stream_idle_timeout_s: float = Field(
-        30.0, gt=0, le=86_400, description="A stream that sends no frame for this long is closed and its state freed."
+        30.0,
+        gt=0,
+        le=86_400,
+        description="A stream that sends no config (after opening) or no frame for this long is closed and its state "
+        "freed.",
     )
 
     # slow and idle HTTP clients
