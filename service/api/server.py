@@ -89,7 +89,7 @@ async def serve(settings: Settings) -> int:
     http_task = asyncio.create_task(http.serve(), name="http")
     logger.info("starting: HTTP on %s:%d, gRPC %s, models %s", settings.host, settings.http_port,
                 f"on {settings.host}:{grpc.port}" if grpc else "off", engine.model_names())  # fmt: skip
-    budgets = [requests.budget] + ([grpc.servicer.messages] if grpc is not None else [])
+    budgets = [requests.budget] + ([grpc.servicer.messages, grpc.intake.side] if grpc is not None else [])
     trimmer = asyncio.create_task(HeapTrimmer(budgets).run(), name="trim the heap after bursts")
     loading = asyncio.create_task(_start_engine(engine, settings.inference_nice), name="load models")
     stopping = asyncio.create_task(stop.wait(), name="signal")

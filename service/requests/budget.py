@@ -99,10 +99,10 @@ class ByteBudget:
 
     Args:
         limit: the bound, in bytes.
-        capacity, in_flight: the gauges that show the bound and the bytes held.
+        capacity, in_flight: the gauges that show the bound and the bytes held (none: not shown).
     """
 
-    def __init__(self, limit: int, *, capacity: Gauge, in_flight: Gauge) -> None:
+    def __init__(self, limit: int, *, capacity: Gauge | None = None, in_flight: Gauge | None = None) -> None:
         self.limit = limit
         self.used = 0
         self.released = 0  # bytes given back since the start (a burst's end shows in it)
@@ -111,9 +111,10 @@ class ByteBudget:
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # only touched on the event loop
         self._reclaimable: dict[Charge, Callable[[], None]] = {}  # oldest first; only touched on the event loop
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._in_flight = in_flight
-        capacity.set(limit)
-        in_flight.set(0)
+        self._in_flight = in_flight or Gauge("unregistered_bytes_in_flight", "", registry=None)
+        if capacity is not None:
+            capacity.set(limit)
+        self._in_flight.set(0)
 
     @property
     def waiting(self) -> int:

@@ -26,6 +26,7 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.wire._proto.pose.v1 import pose_pb2 as pb
 from service.wire._proto.pose.v1 import pose_pb2_grpc
@@ -209,6 +210,38 @@ def test_without_a_token_forty_32_mib_calls_are_refused_before_their_bytes_are_r
         token = (("authorization", "Bearer s3cret"),)
         answer = pose_pb2_grpc.PoseServiceStub(channel).Estimate(small, timeout=60, metadata=token)
     assert len(answer.people) == 1
+
+
+def test_health_open_without_a_token_reads_few_messages_at_once_answers_typed_and_gives_memory_back(
+    keyed_server: Server,
+) -> None:
+    """Health checks are open: forty 32 MiB ones are read at most four at a time, garbled bytes are INVALID_ARGUMENT
+    (not UNKNOWN with a traceback), and the memory they took comes back."""
+    base = reset_peak(keyed_server)
+    junk = b"\x0a" + b"\x01" * (32 * MiB - 64)  # field 1 (service) of one byte, then bytes that are no field
+    with grpc.insecure_channel(keyed_server.grpc_target, options=BIG) as channel:
+        check = channel.unary_unary("/grpc.health.v1.Health/Check")
+
+        def one(_: int) -> str:
+            try:
+                check(junk, timeout=120)
+            except grpc.RpcError as exc:
+                return exc.code().name
+            return "OK"
+
+        with ThreadPoolExecutor(40) as pool:
+            outcomes = Counter(pool.map(one, range(40)))
+        peak = memory(keyed_server)["VmHWM"]
+        health = health_pb2_grpc.HealthStub(channel)
+        assert (
+            health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+        )
+    after = wait_for_rss(keyed_server, base + GB // 2)
+    assert set(outcomes) <= {"INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"}, outcomes
+    assert outcomes["INVALID_ARGUMENT"], outcomes
+    assert peak - base <= 1.5 * GB, f"peak +{(peak - base) / GB:.2f} GB"
+    assert after - base <= GB // 2, f"+{(after - base) / GB:.2f} GB left after the load"
+    assert "Traceback" not in keyed_server.logs()
 
 
 # -- row 2: a stream's buffer is bytes in the decode budget ----------------------------------------------------------

@@ -22,7 +22,6 @@ reads its request bytes itself, so that
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,12 +29,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
-from grpc._cython import cygrpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service import metrics
 from service.api.grpc import messages
+from service.api.grpc.intake import ExecuteBatchError, IntakeInterceptor, read_message, watch_failed_reads
 from service.api.observe import internal_message, record_request, request_id_from, unhandled
 from service.config import MAX_TIMEOUT_S, MIN_TIMEOUT_S, Settings
 from service.errors import (
@@ -45,7 +44,6 @@ from service.errors import (
     MalformedMessageError,
     MessageBudgetError,
     PoseError,
-    UnauthorizedError,
 )
 from service.logs import request_id
 from service.requests import PoseRequests
@@ -60,51 +58,6 @@ R = TypeVar("R")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PoseService"].full_name  # "pose.v1.PoseService"
 ANNOUNCE_S = 0.2  # on SIGTERM, health watchers get NOT_SERVING this long before the server stops taking calls
-# a batch on a call gRPC has already ended (a message over the limit, a cancel) fails with this (grpc's own type)
-ExecuteBatchError = cygrpc.ExecuteBatchError
-
-
-_READ_FAILED: contextvars.ContextVar[bool] = contextvars.ContextVar("pose_grpc_read_failed", default=False)
-
-
-class _FailedReads(logging.Filter):
-    """Tells a read that failed (gRPC ended the call) from the client's half-close, which grpc.aio both return as EOF.
-
-    grpc.aio says which it was only in a DEBUG line of its own logger; this filter notes it
-    for the task that read (a context variable) and drops the line, as it drops every DEBUG
-    line the root logger would not show (the logger is set to DEBUG for this one line).
-    """
-
-    MESSAGE = "Failed to receive any message from Core"
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and record.msg.startswith(self.MESSAGE):
-            _READ_FAILED.set(True)
-            return False
-        return record.levelno >= logging.getLogger().getEffectiveLevel()
-
-
-def _watch_failed_reads() -> None:
-    grpc_logger = logging.getLogger("grpc._cython.cygrpc")
-    if not any(isinstance(f, _FailedReads) for f in grpc_logger.filters):
-        grpc_logger.addFilter(_FailedReads())
-        grpc_logger.setLevel(logging.DEBUG)
-
-
-async def _read(context: grpc.aio.ServicerContext) -> bytes | None:
-    """The call's next request message; None when the client has half-closed.
-
-    Raises:
-        CallEndedError: gRPC ended the call (the client cancelled or went away, or sent a message over
-            POSE_GRPC_MAX_MESSAGE_BYTES).
-    """
-    _READ_FAILED.set(False)
-    raw = await context.read()
-    if isinstance(raw, bytes):
-        return raw
-    if _READ_FAILED.get():
-        raise CallEndedError("gRPC ended the call while its next message was awaited")
-    return None
 
 
 class _NoMessageError(BadRequestError):
@@ -176,6 +129,7 @@ class PoseServicer:
 
     def __init__(self, requests: PoseRequests, streams: StreamRegistry, messages_budget: ByteBudget) -> None:
         self.requests = requests
+        self.service_name = SERVICE_NAME
         self.streams = streams
         self.messages = messages_budget
         self.max_message = requests.settings.grpc_max_message_bytes
@@ -280,7 +234,7 @@ class PoseServicer:
             )
         call.hold = hold
         try:
-            raw = await _read(call.context)
+            raw = await read_message(call.context)
         except CallEndedError:
             raw = None  # answered as no message: gRPC ended the call (see _ended_by_grpc)
         if raw is None:
@@ -343,41 +297,13 @@ async def _incoming(context: grpc.aio.ServicerContext) -> AsyncIterator[Incoming
     StreamRequest is the error it is, and ends the stream)."""
     while True:
         try:
-            raw = await _read(context)
+            raw = await read_message(context)
         except CallEndedError as error:
             yield error  # the stream ends at once: nobody is left to answer
             return
         if raw is None:
             return  # the client half-closed: what was taken is answered, then the stream ends OK
         yield messages.stream_item(raw)
-
-
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """The bearer check of the pose service, from the call's metadata, before any message of it is read.
-
-    A call without a valid token (POSE_API_KEYS) gets UNAUTHENTICATED at once: its message
-    is never read, so a flood of unauthenticated calls holds no memory. Health and
-    reflection stay open.
-    """
-
-    def __init__(self, servicer: PoseServicer) -> None:
-        self.servicer = servicer
-        self._prefix = f"/{SERVICE_NAME}/"
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method = handler_call_details.method
-        if method.startswith(self._prefix):
-            metadata = handler_call_details.invocation_metadata or ()
-            given = next((v for k, v in metadata if k == "authorization" and isinstance(v, str)), None)
-            try:
-                self.servicer.requests.authorize(given)
-            except UnauthorizedError as error:
-                return self.servicer.refusal(method.removeprefix(self._prefix), error)
-        return await continuation(handler_call_details)
 
 
 def _address(host: str, port: int) -> str:
@@ -388,14 +314,15 @@ class GrpcServer:
     """The grpc.aio server: the pose service, health and reflection on ``POSE_GRPC_PORT``."""
 
     def __init__(self, requests: PoseRequests, settings: Settings, streams: StreamRegistry) -> None:
-        _watch_failed_reads()
+        watch_failed_reads()
         size = settings.grpc_max_message_bytes
         budget = ByteBudget(message_budget_bytes(settings, requests.budget.limit),
                             capacity=metrics.GRPC_MESSAGE_BUDGET_BYTES,
                             in_flight=metrics.GRPC_MESSAGE_BYTES_IN_FLIGHT)  # fmt: skip
         self.servicer = PoseServicer(requests, streams, budget)
+        self.intake = IntakeInterceptor(self.servicer)
         self._server = grpc.aio.server(
-            interceptors=[AuthInterceptor(self.servicer)],
+            interceptors=[self.intake],
             options=[
                 ("grpc.max_receive_message_length", size),
                 ("grpc.max_send_message_length", size),
