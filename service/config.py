@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     grpc_max_message_bytes: int = Field(
         32 * 1024 * 1024,
         ge=1024 * 1024,
-        description="Largest gRPC message, in and out (RESOURCE_EXHAUSTED above): a raw 3840x2160 BGR frame is "
-        "24.9 MB.",
+        description="Largest gRPC message, in and out (RESOURCE_EXHAUSTED above), and largest WebSocket stream "
+        "message (close 1009 above): a raw 3840x2160 BGR frame is 24.9 MB.",
     )
 
     # models
@@ -134,7 +134,7 @@ class Settings(BaseSettings):
         0.3, ge=0.0, description="Default score under which a keypoint is reported as not visible."
     )
 
-    # camera streams (gRPC Stream)
+    # camera streams (gRPC Stream, WebSocket /v1/stream)
     max_streams: int = Field(64, ge=1, le=10_000, description="Most open streams (RESOURCE_EXHAUSTED beyond).")
     stream_idle_timeout_s: float = Field(
         30.0, gt=0, le=86_400, description="A stream that sends no frame for this long is closed and its state freed."

@@ -66,9 +66,9 @@ class Call:
 class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
     """``pose.v1.PoseService`` over the request layer."""
 
-    def __init__(self, requests: PoseRequests) -> None:
+    def __init__(self, requests: PoseRequests, streams: StreamRegistry | None = None) -> None:
         self.requests = requests
-        self.streams = StreamRegistry(requests)
+        self.streams = streams or StreamRegistry(requests)  # the process's: POSE_MAX_STREAMS counts every transport
         self._sessions: set[StreamSession] = set()
         self._draining = False
         self._active = 0
@@ -192,7 +192,7 @@ def _address(host: str, port: int) -> str:
 class GrpcServer:
     """The grpc.aio server: the pose service, health and reflection on ``POSE_GRPC_PORT``."""
 
-    def __init__(self, requests: PoseRequests, settings: Settings) -> None:
+    def __init__(self, requests: PoseRequests, settings: Settings, streams: StreamRegistry | None = None) -> None:
         size = settings.grpc_max_message_bytes
         self._server = grpc.aio.server(
             options=[
@@ -201,7 +201,7 @@ class GrpcServer:
                 ("grpc.so_reuseport", 0),  # a port in use is an error, not a second listener
             ]
         )
-        self.servicer = PoseServicer(requests)
+        self.servicer = PoseServicer(requests, streams)
         pose_pb2_grpc.add_PoseServiceServicer_to_server(self.servicer, self._server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
