@@ -33,8 +33,8 @@ def _chromium() -> tuple[str, str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if chromium is None or driver is None:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver; "
-                    ".ci/run does it as root)")  # fmt: skip
+        pytest.skip("Debian's chromium and chromium-driver are not installed "
+                    "(apt-get install chromium chromium-driver; .ci/run does it as root)")  # fmt: skip
     return chromium, driver
 
 

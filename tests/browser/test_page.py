@@ -53,7 +53,9 @@ def text(driver: Any, name: str) -> str:
     return str(driver.find_element("css selector", by_testid(name)).text)
 
 
-def test_the_page_loads_everything_from_the_service_without_console_errors(browser: Browser, page_server: Server) -> None:
+def test_the_page_loads_everything_from_the_service_without_console_errors(
+    browser: Browser, page_server: Server
+) -> None:
     driver = browser()
     open_page(driver, page_server)
     errors = [entry for entry in console(driver) if entry["level"] == "SEVERE"]
@@ -105,4 +107,3 @@ def test_the_webcam_streams_a_walking_person_with_one_track_id(
     assert not driver.find_element("css selector", by_testid("error")).is_displayed()
     driver.find_element("css selector", by_testid("live-stop")).click()
     assert not [entry for entry in console(driver) if entry["level"] == "SEVERE"]
-
