@@ -34,7 +34,7 @@ from fastapi import FastAPI
 
 from service.api.grpc.servicer import GrpcServer
 from service.api.http.app import create_app
-from service.api.http.protocol import http_protocol
+from service.api.http.protocol import QuietWebSocketProtocol, http_protocol
 from service.api.http.websocket import WebSocketStreams
 from service.config import Settings
 from service.engine.engine import Engine
@@ -81,6 +81,7 @@ def _http_server(app: FastAPI, settings: Settings) -> _HttpServer:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s + ANSWER_WINDOW_S),
         server_header=False,
         lifespan="off",  # the engine's start and stop belong to serve(), not to the app
+        ws=QuietWebSocketProtocol,  # type: ignore[arg-type]  # the key never reaches a debug log
         ws_max_size=settings.grpc_max_message_bytes,  # a stream message's limit, whichever the transport
         # frames are JPEG/PNG/WebP already: deflating them costs both sides CPU for nothing
         ws_per_message_deflate=False,

@@ -14,14 +14,19 @@ What happens before a request reaches the app, where slow clients and malformed 
   headers) gets 431 ``too_large`` and the connection is closed.
 
 Idle keep-alive connections are closed by uvicorn itself (``POSE_HTTP_KEEPALIVE_TIMEOUT_S``).
+
+WebSockets (``/v1/stream``) run on uvicorn's protocol over the websockets library, without
+that library's wire-level debug lines (:class:`QuietWebSocketProtocol`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from http import HTTPStatus
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from service.api.http.errors import error_json
 from service.config import Settings
@@ -122,3 +127,15 @@ def http_protocol(settings: Settings) -> type[TimedHttpProtocol]:
     """The protocol class for uvicorn's ``http`` option, with the settings' timeouts."""
     attributes = {"header_timeout_s": settings.http_header_timeout_s, "body_timeout_s": settings.http_body_timeout_s}
     return type("TimedHttpProtocol", (TimedHttpProtocol,), attributes)
+
+
+class QuietWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol without the websockets library's wire-level debug lines.
+
+    At DEBUG that library logs every handshake header, and the ``Authorization`` header and
+    the ``bearer.`` subprotocol carry the API key (and every frame, which is only noise).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn.debug = False
