@@ -11,7 +11,7 @@ LOADTEST_VENV := .loadtest-venv
 DEPLOY_VENV := .deploy-venv
 
 .PHONY: help install models run test lint format unit integration bench overload clean docs proto loadtest loadtest-overload \
-	deploy-tools image image-gpu image-test
+	deploy-tools browser-tools image image-gpu image-test
 
 help:
 	@echo "make run     start the service (HTTP :8000, gRPC :50051) with the default models"
@@ -52,8 +52,12 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration -q
 
-test: lint $(DEPLOY_VENV)/.installed
+test: lint $(DEPLOY_VENV)/.installed browser-tools
 	$(PY) -m pytest -q
+
+# Debian's chromium + chromium-driver for tests/browser (apt-get, as root; quick when there; never fails the run)
+browser-tools:
+	scripts/browser_tools.sh
 
 # hadolint, kubectl (kustomize), kubernetes-validate, check-jsonschema, promtool for tests/deploy;
 # the stamp is written only when every tool could be had, so a partial install is retried
