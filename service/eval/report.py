@@ -83,12 +83,14 @@ def write_table(summary: dict[str, Any], out: TextIO) -> None:
         sign = "" if diff is None or diff < 0 else "+"
         out.write(f"{name:<16} {_number(measured):>10} {_number(published):>10} {sign + _number(diff):>11}\n")
     row = summary["published"]
-    boxes = summary["boxes"]
-    out.write(
-        f"\n{summary['model'] or '-'} on {summary['dataset']}: {summary['images']} images, {summary['people']} people, "
-        f"boxes {boxes}, flip test {'on' if summary['flip_test'] else 'off'}, weights {summary['weights']}, "
-        f"{summary['backend']} {summary['precision']}, {summary['seconds']:.1f} s\n"
-    )
+    out.write(f"\n{summary['model'] or 'model not given'} on {summary['dataset']}: {summary['images']} images, "
+              f"{summary['people']} people")  # fmt: skip
+    if summary["boxes"] is not None:  # a run (not --score)
+        out.write(
+            f", boxes {summary['boxes']}, flip test {'on' if summary['flip_test'] else 'off'}, weights "
+            f"{summary['weights']}, {summary['backend']} {summary['precision']}, {summary['seconds']:.1f} s"
+        )
+    out.write("\n")
     if row is None:
         out.write("published: no published figure of this model for this benchmark\n")
     else:

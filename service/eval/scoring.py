@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,13 @@ Stats = dict[str, float]
 
 @contextlib.contextmanager
 def _quiet(what: str) -> Iterator[None]:
-    """The evaluation libraries print their tables: keep stdout for ours, log theirs at debug."""
+    """The evaluation libraries print their tables and warn (xtcocotools: no per-part scores, so the person
+    score is used, as in MMPose): keep stdout for ours, log theirs at debug."""
     captured = io.StringIO()
-    with contextlib.redirect_stdout(captured):
+    with contextlib.redirect_stdout(captured), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         yield
-    logger.debug("%s:\n%s", what, captured.getvalue())
+    logger.debug("%s:\n%s%s", what, captured.getvalue(), "".join(f"warning: {w.message}\n" for w in caught))
 
 
 def _stats(names: Sequence[str], values: Sequence[float]) -> Stats:
@@ -132,6 +135,7 @@ def score_crowdpose(annotations: Path, entries: list[dict[str, Any]],
     with tempfile.TemporaryDirectory() as folder:
         if image_ids is not None:
             annotations = _subset(annotations, set(image_ids), Path(folder) / "subset.json")
+            entries = [e for e in entries if e["image_id"] in set(image_ids)]
         with _quiet("load"):
             gt = XTCOCO(str(annotations))
             dt = gt.loadRes(_without_boxes(entries))
