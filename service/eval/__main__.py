@@ -128,9 +128,11 @@ def score(kind: Kind, args: argparse.Namespace, entries: list[dict[str, Any]], e
     return scorer(args.annotations, entries, image_ids)
 
 
-def _weights(served: list[dict[str, Any] | None], answers: dict[int, PoseResult]) -> str:
+def _weights(served: list[dict[str, Any] | None], answers: dict[int, PoseResult]) -> tuple[str, list[str]]:
+    """The run's weights as a response's ``weights`` says them (synthetic if any is), and the synthetic models."""
     kinds = {m["weights"] for m in served if m} | {r.weights for r in answers.values()}
-    return next((w for w in ("synthetic", "custom") if w in kinds), "official")
+    synthetic = [m["name"] for m in served if m and m["weights"] == "synthetic"]
+    return next((w for w in ("synthetic", "custom") if w in kinds), "official"), synthetic
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,12 +141,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     ran = asyncio.run(request_all(args, evalset))
     pose, detector = ran["pose"], ran["detector"]
     predictions = collect(evalset, ran["answers"], input_size=tuple(pose["input_size"]), nms=not args.no_nms)
-    weights = _weights([pose, detector], ran["answers"])
+    weights, synthetic = _weights([pose, detector], ran["answers"])
     summary: dict[str, Any] = {
         "dataset": evalset.kind.value, "annotations": str(args.annotations), "images": len(evalset.image_ids),
         "requests": len(evalset.tasks), "people": predictions.people,
         "keypoints": score(evalset.kind, args, predictions.keypoints, evalset, evalset.image_ids),
         "model": pose["name"], "detector": detector["name"] if detector else None, "weights": weights,
+        "synthetic_models": synthetic or ([pose["name"]] if weights == "synthetic" else []),
         "backend": pose.get("backend"), "precision": pose.get("precision"), "boxes": args.boxes,
         "boxes_clipped": evalset.clipped, "flip_test": bool(args.flip_test),
         "nms": "none" if args.no_nms else "oks 0.9",
@@ -184,7 +187,8 @@ def finish(args: argparse.Namespace, summary: dict[str, Any]) -> int:
     if summary.get("bbox") is not None:
         rows = [r for r in report.figures(summary["detector"]) if r["dataset"] == report.PERSON_BOXES.get(kind)]
         summary["published_detector"] = rows[0] if rows else None
-    summary["warning"] = report.SYNTHETIC_WARNING if summary["weights"] == "synthetic" else None
+    synthetic = summary.get("synthetic_models") or []
+    summary["warning"] = report.synthetic_warning(synthetic) if synthetic else None
     if summary["warning"]:
         logger.warning(summary["warning"])
     if args.summary:

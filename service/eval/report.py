@@ -13,11 +13,16 @@ from typing import Any, TextIO
 from service.eval.dataset import Kind
 from service.models.registry import REGISTRY
 
-SYNTHETIC_WARNING = (
-    "SYNTHETIC WEIGHTS: the models that answered have random weights of the right architecture, so these "
-    "keypoints (and boxes) are meaningless. Install the official weights (python -m service.models pull NAME) "
-    "before reading any accuracy from this run."
-)
+
+def synthetic_warning(models: list[str]) -> str:
+    """What the summary and the table say when ``models`` (pose model, detector) have synthetic weights."""
+    return (
+        f"SYNTHETIC WEIGHTS ({', '.join(models)}): random weights of the right architecture, so what "
+        f"{'it predicts' if len(models) == 1 else 'they predict'} is meaningless, and so is every figure measured "
+        "from it, until the official weights are installed (python -m service.models pull NAME)."
+    )
+
+
 PRIMARY = {Kind.MPII: "PCKh@0.5"}  # else AP
 PERSON_BOXES = {Kind.COCO: "coco-person", Kind.HUMANART: "humanart-person", Kind.WHOLEBODY: "coco-person",
                 Kind.CROWDPOSE: "coco-person"}  # fmt: skip

@@ -135,3 +135,16 @@ def test_real_rtmdet_nano_person_box_ap_on_coco4(coco4: Path, rtmdet_nano_onnx: 
 
 # measured with this test: the real RTMDet-nano at 320 x 320, the service's score threshold 0.3, on the 4 images
 MEASURED_COCO4_BOX_AP = 0.706
+
+
+def test_synthetic_weights_are_said_in_the_summary_and_the_table(
+    served: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install_pose_oracle(served, "synthetic-oracle", weights="synthetic")
+    annotations = write_set(tmp_path / "set")
+    code, summary = _run(tmp_path, annotations, "--boxes", "gt", "--model", "synthetic-oracle")
+    assert code == 0
+    assert summary["weights"] == "synthetic"
+    assert summary["synthetic_models"] == ["synthetic-oracle"]
+    assert "meaningless" in summary["warning"]
+    assert capsys.readouterr().out.count("SYNTHETIC WEIGHTS (synthetic-oracle)") == 2

@@ -52,7 +52,7 @@ def test_expect_within_holds_ap_to_the_published_figure(coco4: Path, tmp_path: P
 def test_synthetic_weights_are_said_loudly() -> None:
     summary = {"dataset": "coco", "keypoints": {"AP": 0.01}, "published": None, "model": "rtmpose-m", "images": 1,
                "people": 1, "boxes": "gt", "flip_test": False, "weights": "synthetic", "backend": "onnxruntime",
-               "precision": "fp32", "seconds": 1.0, "warning": report.SYNTHETIC_WARNING}  # fmt: skip
+               "precision": "fp32", "seconds": 1.0, "warning": report.synthetic_warning(["rtmpose-m"])}  # fmt: skip
 
     class Out:
         text = ""
@@ -61,5 +61,5 @@ def test_synthetic_weights_are_said_loudly() -> None:
             Out.text += s
 
     report.write_table(summary, Out())  # type: ignore[arg-type]
-    assert Out.text.count("SYNTHETIC WEIGHTS") == 2
+    assert Out.text.count("SYNTHETIC WEIGHTS (rtmpose-m)") == 2
     assert "meaningless" in Out.text
