@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -93,3 +96,29 @@ def test_the_table_sets_the_published_figure_beside_the_measured_one(server: Ser
                     "--expect-within", "0.1")  # fmt: skip
     assert done.returncode == 1
     assert "from the published 0.7490" in done.stderr
+
+
+def test_ctrl_c_ends_the_run_cleanly(server: Server, evalset: Path, tmp_path: Path) -> None:
+    """SIGINT once some images are done: exit 130 with a line saying so, no traceback, nothing written."""
+    data = read(evalset)
+    images = [dict(img, id=img["id"] + 10 * copy) for copy in range(700) for img in data["images"]]
+    big = evalset.parent / "many.json"
+    big.write_text(json.dumps({**data, "images": images, "annotations": []}))
+    summary = tmp_path / "summary.json"
+    command = [sys.executable, "-m", "service.eval", "--annotations", str(big), "--images", str(evalset.parent),
+               "--target", server.url, "--api-key", "eval-key", "--concurrency", "2",
+               "--summary", str(summary)]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    assert process.stderr is not None
+    seen = ""
+    while not re.search(r"\| *[1-9]\d*/2100", seen):  # the progress bar has counted a finished image
+        char = process.stderr.read(1)
+        assert char, f"the run ended before it could be interrupted: {seen[-500:]}"
+        seen += char
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    assert not summary.exists()
