@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
 import onnx
 import pytest
+from scipy.io import savemat
 
 from service.eval.__main__ import main
 from tests.evalsets import ap_of_oks, build_repository, oks_of_shift, read, shift_between_thresholds, write_set
-from tests.oracles import RTMDET_MEAN, RTMDET_STD, install_model, install_pose_oracle
+from tests.oracles import RTMDET_MEAN, RTMDET_STD, draw_marker, install_model, install_pose_oracle
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +151,40 @@ def test_synthetic_weights_are_said_in_the_summary_and_the_table(
     assert summary["synthetic_models"] == ["synthetic-oracle"]
     assert "meaningless" in summary["warning"]
     assert capsys.readouterr().out.count("SYNTHETIC WEIGHTS (synthetic-oracle)") == 2
+
+
+def test_limit_scores_only_the_images_sent(served: Path, tmp_path: Path) -> None:
+    annotations = write_set(tmp_path / "set")
+    code, summary = _run(tmp_path, annotations, "--boxes", "gt", "--limit", "1")
+    assert code == 0
+    assert (summary["images"], summary["people"], summary["keypoints"]["AP"]) == (1, 2, 1.0)
+
+
+def _mpii_set(folder: Path) -> tuple[Path, Path]:
+    """Two people on one image, MMPose's MPII json (1-based joints, centre/scale boxes) and head boxes."""
+    folder.mkdir(parents=True)
+    canvas = np.zeros((480, 640, 3), np.uint8)
+    annotations = []
+    for mx, my in ((150, 200), (450, 250)):
+        draw_marker(canvas, (mx, my), channel=2)
+        # MpiiDataset moves the centre down by 15 / 200 of the side and to 0-based pixels: undo both
+        annotations.append({"image": "000000001.png", "center": [mx + 1, my + 1 - 15.0], "scale": 1.0,
+                            "joints": [[mx + 1, my + 1]] * 16, "joints_vis": [1] * 16})  # fmt: skip
+    cv2.imwrite(str(folder / "000000001.png"), canvas)
+    path = folder / "mpii_val.json"
+    path.write_text(json.dumps(annotations))
+    corners = np.array([[[0, 0], [50 / np.sqrt(2)] * 2]] * 2, np.float64)  # head size 30 px
+    headboxes = folder / "mpii_gt_val.mat"
+    savemat(str(headboxes), {"headboxes_src": np.transpose(corners, [1, 2, 0])})
+    return path, headboxes
+
+
+def test_mpii_pckh_through_the_request_layer(served: Path, tmp_path: Path) -> None:
+    install_pose_oracle(served, "mpii-oracle", keypoints="mpii16", input_size=(256, 256))
+    annotations, headboxes = _mpii_set(tmp_path / "mpii")
+    code, summary = _run(tmp_path, annotations, "--boxes", "gt", "--model", "mpii-oracle",
+                         "--headboxes", str(headboxes))  # fmt: skip
+    assert code == 0
+    assert summary["dataset"] == "mpii"
+    assert summary["keypoints"]["PCKh@0.5"] == 1.0
+    assert summary["keypoints"]["PCKh@0.1"] == 1.0
