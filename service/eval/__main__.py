@@ -149,7 +149,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "model": pose["name"], "detector": detector["name"] if detector else None, "weights": weights,
         "synthetic_models": synthetic or ([pose["name"]] if weights == "synthetic" else []),
         "backend": pose.get("backend"), "precision": pose.get("precision"), "boxes": args.boxes,
-        "boxes_clipped": evalset.clipped, "flip_test": bool(args.flip_test),
+        "boxes_clipped": evalset.clipped, "flip_test": args.flip_test,
         "nms": "none" if args.no_nms else "oks 0.9",
         "transport": ran["transport"], "seconds": round(ran["seconds"], 3),
         "images_per_second": round(len(evalset.tasks) / ran["seconds"], 3) if ran["seconds"] > 0 else None,

@@ -82,6 +82,9 @@ def _box_ap_published(summary: dict[str, Any]) -> float | None:
     return float(detector["value"]) if detector else None
 
 
+_FLIP = {True: "on", False: "off", None: "the model's default"}
+
+
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -100,7 +103,7 @@ def write_table(summary: dict[str, Any], out: TextIO) -> None:
               f"{summary['people']} people")  # fmt: skip
     if summary["boxes"] is not None:  # a run (not --score)
         out.write(
-            f", boxes {summary['boxes']}, flip test {'on' if summary['flip_test'] else 'off'}, weights "
+            f", boxes {summary['boxes']}, flip test {_FLIP[summary['flip_test']]}, weights "
             f"{summary['weights']}, {summary['backend']} {summary['precision']}, {summary['seconds']:.1f} s"
         )
     out.write("\n")
