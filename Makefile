@@ -28,6 +28,11 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[cpu,openvino,dev]"
+	# the eval extra's xtcocotools: built from source against the numpy just installed (its only wheel for
+	# Python 3.11 was built against numpy 1 and fails to import under numpy 2)
+	$(PY) -m pip install -q "cython>=3.0" "setuptools>=69"
+	$(PY) -m pip install -q --force-reinstall --no-deps --no-build-isolation --no-binary xtcocotools "xtcocotools==1.14.3"
+	$(PY) -m pip install -q -e ".[cpu,openvino,dev,eval]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -14,6 +14,8 @@ from service import metrics
 from service.config import Settings
 from service.engine.pipeline import Pipeline
 from service.engine.served_model import ServedModel, load_served_model
+from service.models.published import PublishedFigure
+from service.models.registry import REGISTRY
 from service.models.repository import ModelRepository
 from service.models.schema import ModelConfigError, Task
 
@@ -30,6 +32,12 @@ class EngineState:
     def ready(self) -> bool:
         """What readiness probes report: loaded and not shutting down."""
         return self.loaded and not self.closing
+
+
+def registry_figures(name: str) -> tuple[PublishedFigure, ...]:
+    """The published accuracy of a served model, by its registry name (none for other names)."""
+    entry = REGISTRY.get(name)
+    return entry.published if entry is not None else ()
 
 
 class Engine:
@@ -170,6 +178,7 @@ class Engine:
                     "threads_per_instance": served.sessions[0].threads,
                     "static_batch": served.model.io.static_batch,
                     "default": served.name in (self.settings.model, self.settings.detector),
+                    "published": [figure.to_dict() for figure in registry_figures(served.name)],
                     "batching": {
                         "max_batch_size": policy.max_batch_size,
                         "max_queue_delay_ms": policy.max_queue_delay_s * 1000,

@@ -3,7 +3,8 @@
 
 Every URL, input size, keypoint set, parameter count, FLOP count and accuracy
 figure below is taken from ``shared/model_zoo.md`` (itself read from the
-OpenMMLab and rtmlib sources it cites). Models published only as PyTorch
+OpenMMLab and rtmlib sources it cites); ``published.py`` holds the accuracy
+figures as structured rows. Models published only as PyTorch
 checkpoints carry ``export_required=True`` and their ``.pth`` URL: see
 README.md "Exporting a checkpoint with MMDeploy".
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from service.models.published import PUBLISHED, PublishedFigure
 from service.models.schema import DetectorOutput, Task
 
 _P = "https://download.openmmlab.com/mmpose/v1/projects/rtmposev1/onnx_sdk/"
@@ -53,6 +55,11 @@ class RegistryEntry:
     score_threshold: float = 0.3
     nms_iou_threshold: float = 0.65
     notes: str = ""
+
+    @property
+    def published(self) -> tuple[PublishedFigure, ...]:
+        """The published accuracy rows of this model (``published.py``; none where the docs give none)."""
+        return PUBLISHED.get(self.name, ())
 
     @property
     def export_required(self) -> bool:
