@@ -207,13 +207,24 @@ def ratios_of(ceiling: float, pipeline: list[Rate], sequence: Rate, service: Ser
         if unary_c8 and _level(rate) == 8:
             interval = rate.name.rsplit(" ", 1)[-1]
             ratios[f"stream_x8_det{interval}_over_grpc_c8"] = rate.items_per_s / unary_c8.items_per_s
+    return ratios | websocket_ratios(service)
+
+
+def websocket_ratios(service: ServiceRows) -> dict[str, float]:
+    """WebSocket streams over gRPC streams of the same count and det_interval: frames/s, and frames per second of
+    server CPU (on a shared machine the server gets a different share of the cores in each window)."""
+    ratios = {}
     grpc_streams = {(_level(r), r.name.rsplit(" ", 1)[-1]): r for r in service.streams}
     for rate in service.websockets:
         level, interval = _level(rate), rate.name.rsplit(" ", 1)[-1]
-        if (level, interval) in grpc_streams:
-            ratios[f"ws_x{level}_det{interval}_over_grpc_stream_x{level}_det{interval}"] = (
-                rate.items_per_s / grpc_streams[level, interval].items_per_s
-            )
+        grpc_rate = grpc_streams.get((level, interval))
+        if grpc_rate is None:
+            continue
+        key = f"ws_x{level}_det{interval}_over_grpc_stream_x{level}_det{interval}"
+        ratios[key] = rate.items_per_s / grpc_rate.items_per_s
+        if rate.usage and grpc_rate.usage and rate.usage.cores and grpc_rate.usage.cores:
+            per_core = (rate.items_per_s / rate.usage.cores) / (grpc_rate.items_per_s / grpc_rate.usage.cores)
+            ratios[f"{key}_per_server_core"] = per_core
     return ratios
 
 

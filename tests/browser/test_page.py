@@ -7,22 +7,24 @@ Found by the Testing Library hooks the issue names (``data-testid``): ``upload-i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
 import pytest
+from websockets.sync.client import connect
 
 from service.vision.keypoints import KEYPOINT_SETS
 from tests.browser.clips import walking_clip
-from tests.browser.conftest import Browser
-from tests.integration.server import Server
+from tests.browser.conftest import Browser, browser_repository
+from tests.integration.server import Server, start_server
 from tests.streams import frame, markers
 
 pytestmark = pytest.mark.browser
 
 WAIT_S = 120  # the machine is shared: wait for a state, never for a speed
+KEY = "page-key/+="  # no valid subprotocol token as it is: the page sends it base64url-encoded
 
 
 def by_testid(name: str) -> str:
@@ -107,3 +109,44 @@ def test_the_webcam_streams_a_walking_person_with_one_track_id(
     assert not driver.find_element("css selector", by_testid("error")).is_displayed()
     driver.find_element("css selector", by_testid("live-stop")).click()
     assert not [entry for entry in console(driver) if entry["level"] == "SEVERE"]
+
+
+@pytest.fixture(scope="module")
+def keyed_server(chromium_paths: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    repo = browser_repository(tmp_path_factory.mktemp("browser-keyed-repo"))
+    running = start_server(repo, tmp_path_factory.mktemp("keyed-logs") / "server.log", POSE_MODEL="pose",
+                           POSE_DETECTOR="det", POSE_API_KEYS=KEY, POSE_MAX_STREAMS="1", grpc=False)  # fmt: skip
+    yield running
+    running.stop()
+
+
+def test_with_a_key_in_the_page_and_readable_errors(browser: Browser, keyed_server: Server, tmp_path: Path) -> None:
+    driver = browser(fake_video=walking_clip(tmp_path / "walk.y4m"))
+    driver.get(keyed_server.url + "/")
+    banner = driver.find_element("css selector", by_testid("error"))
+    wait_for(driver, lambda: banner.get_attribute("data-code") == "unauthorized", "the unauthorized banner")
+    assert "API key" in banner.text
+    key = driver.find_element("css selector", by_testid("api-key"))
+    key.send_keys(KEY)
+    driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+    wait_for(driver, lambda: driver.execute_script("return document.body.dataset.ready === 'true'"), "the models")
+    assert not banner.is_displayed()
+    path = tmp_path / "one.png"
+    cv2.imwrite(str(path), frame([(30, 40, 150, 330)], (480, 360)))
+    driver.find_element("css selector", by_testid("upload-input")).send_keys(str(path))
+    wait_for(driver, lambda: driver.execute_script("return document.getElementById('canvas').dataset.people"),
+             "the drawn answer")  # fmt: skip
+    assert text(driver, "people-count") == "1"
+
+    # the one stream slot (POSE_MAX_STREAMS=1) taken by another client: the page says so
+    url = keyed_server.url.replace("http://", "ws://") + "/v1/stream"
+    with connect(url, proxy=None, additional_headers={"Authorization": f"Bearer {KEY}"}) as other:
+        other.send("{}")
+        driver.find_element("id", "tab-live").click()
+        driver.find_element("css selector", by_testid("camera-start")).click()
+        wait_for(driver, lambda: banner.get_attribute("data-code") == "too_many_streams", "too_many_streams")
+        assert "Too many streams" in banner.text
+    driver.find_element("css selector", by_testid("camera-start")).click()
+    wait_for(driver, lambda: int(text(driver, "frames-answered") or 0) >= 5, "5 answered frames")
+    assert KEY not in driver.current_url
+    assert KEY not in keyed_server.logs()

@@ -77,7 +77,7 @@ class WebSocketStreams:
         """One stream, handshake to close: request id, metrics and the access line around :meth:`_serve`."""
         started = time.perf_counter()
         token = request_id.set(request_id_from(websocket.headers.get("x-request-id")))
-        status = str(wire.NORMAL)
+        status = CLIENT_CLOSED  # unless _serve says otherwise (it is cancelled only when the server cuts it)
         async with self._idle:
             self._active += 1
         metrics.REQUESTS_IN_PROGRESS.labels("websocket").inc()
@@ -141,7 +141,9 @@ class WebSocketStreams:
             _ClientGoneError: the client went away.
         """
         self.requests.check_open()
-        params = stream_messages.stream_params_from(await self._first_message(websocket))
+        text = await self._first_message(websocket)
+        self.requests.check_open()  # the gate may have closed (shutdown) while the config was awaited
+        params = stream_messages.stream_params_from(text)
         async with self.registry.session(params) as session:
             self._sessions.add(session)
             reader = asyncio.create_task(_read_frames(websocket, session))
