@@ -70,7 +70,8 @@ def bearer_from_subprotocols(offered: list[str]) -> str | None:
         if entry.startswith(BEARER_PREFIX):
             encoded = entry.removeprefix(BEARER_PREFIX)
             try:
-                return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+                padded = encoded + "=" * (-len(encoded) % 4)
+                return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 return None
     return None
