@@ -7,7 +7,7 @@ import { streamConfig } from "./options.js";
 import { PoseStream } from "./stream.js";
 
 const WINDOW = 2; // frames sent and not yet answered (the stream's max_in_flight): a closed loop, no pile-up
-const MAX_FPS = 30;
+const MAX_FPS = 30; // and only new video frames: a frame is never sent twice where the browser says when one comes
 const MAX_WIDTH = 960; // frames wider than this are scaled down before encoding
 const JPEG_QUALITY = 0.85;
 
@@ -82,7 +82,24 @@ export class LiveMode {
       onError: (code, message) => showError(code, message),
       onClose: () => this.halt(),
     });
+    this.lastSent = 0;
+    this.watchFrames();
     this.timer = setInterval(() => this.pump(), 1000 / MAX_FPS);
+  }
+
+  // a new video frame is there to send (requestVideoFrameCallback; without it, any tick may send)
+  watchFrames() {
+    this.fresh = true;
+    if (!("requestVideoFrameCallback" in HTMLVideoElement.prototype)) return;
+    this.frameCallbacks = true;
+    const stream = this.stream;
+    const onFrame = () => {
+      if (!this.running || this.stream !== stream) return;
+      this.fresh = true;
+      this.video.requestVideoFrameCallback(onFrame);
+      this.pump();
+    };
+    this.video.requestVideoFrameCallback(onFrame);
   }
 
   restart() {
@@ -93,8 +110,11 @@ export class LiveMode {
 
   async pump() {
     if (!this.running || this.encoding || !this.stream.open || this.sent.size >= WINDOW) return;
-    if (this.video.readyState < HTMLMediaElement.HAVE_CURRENT_DATA) return;
+    if (this.video.readyState < HTMLMediaElement.HAVE_CURRENT_DATA || !this.fresh) return;
+    if (performance.now() - this.lastSent < 1000 / MAX_FPS) return;
     this.encoding = true;
+    this.fresh = !this.frameCallbacks;
+    this.lastSent = performance.now();
     try {
       const bitmap = await createImageBitmap(this.video); // the frame as sent: drawn with its answer
       const { jpeg, scale } = await encodeJpeg(bitmap);
