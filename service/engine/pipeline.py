@@ -34,7 +34,7 @@ import numpy.typing as npt
 from service.engine.queue_room import QueueRoom, Reservation
 from service.engine.results import Detections
 from service.engine.runners import CropJob, DetectJob
-from service.engine.served_model import AnyServedModel, DetectorModel, PoseModel, ServedModel
+from service.engine.served_model import SERVED_TYPES, AnyServedModel, DetectorModel, PoseModel, ServedModel
 from service.errors import DeadlineExceededError, InvalidOptionsError, UnknownModelError
 from service.models.schema import Task
 from service.vision.image import DecodedImage
@@ -59,8 +59,6 @@ class BoxPlan(Protocol):
 
 
 P = TypeVar("P", bound=BoxPlan)
-
-_SERVED_TYPES: dict[Task, type[AnyServedModel]] = {Task.POSE: PoseModel, Task.DETECT: DetectorModel}
 
 
 @dataclass(frozen=True)
@@ -243,7 +241,7 @@ class Pipeline:
         if served is None:
             names = sorted(n for n, m in self.models.items() if m.task is task)
             raise UnknownModelError(f"{option} {name!r} is not served; served {task.value} models: {names}")
-        if not isinstance(served, _SERVED_TYPES[task]):  # the class the overloads promise
+        if not isinstance(served, SERVED_TYPES[task]):  # the class the overloads promise
             raise UnknownModelError(f"{option} {name!r} is a {served.task.value} model, not a {task.value} model")
         return served
 

@@ -3,17 +3,20 @@
 ``ServedModel[J, R]`` is generic over one item's job and result, so a Batcher's futures
 carry their type: :class:`PoseModel` is ``ServedModel[CropJob, F32]`` (a crop in, its
 (K, 3) keypoints out), :class:`DetectorModel` ``ServedModel[DetectJob, Detections]``.
-They are distinct classes so that ``isinstance`` tells them apart.
+They are distinct classes so that ``isinstance`` tells them apart, and each names its
+runner: the runners own their warm-up batch and output check, so nothing here branches
+on the task but the one table, :data:`SERVED_TYPES`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 from service.config import Settings, cpu_count
 from service.devices import Backend, Precision, parse_device
@@ -28,11 +31,10 @@ logger = logging.getLogger(__name__)
 
 J = TypeVar("J")  # one item's job
 R = TypeVar("R")  # one item's result
-RunnerT = TypeVar("RunnerT", bound="ModelRunner[Any, Any]")
 
 
 @dataclass
-class ServedModel(Generic[J, R]):
+class ServedModel(ABC, Generic[J, R]):
     model: InstalledModel
     batcher: Batcher[J, R]
     runners: Sequence[ModelRunner[J, R]]
@@ -83,16 +85,50 @@ class ServedModel(Generic[J, R]):
                 runner(runner.warmup_batch(size))
         return time.perf_counter() - start
 
+    @classmethod
+    def load(
+        cls,
+        model: InstalledModel,
+        settings: Settings,
+        trt_cache: Path,
+        *,
+        more_expected: Callable[[], bool] | None = None,
+    ) -> Self:
+        """Open ``count`` sessions on the model's device, build runners and the Batcher (not started).
+
+        Args:
+            more_expected: the Batcher's hint that more items may arrive soon (see ``Batcher``).
+
+        Raises:
+            ModelConfigError: outputs of the wrong shape at run time. DeviceUnavailableError: the device or backend.
+        """
+        runners, infos = _instances(model, settings, trt_cache, cls.runner)
+        return cls(model, _batcher(model, runners, more_expected), runners, infos)
+
+    @classmethod
+    @abstractmethod
+    def runner(cls, model: InstalledModel, session: InferenceSession, pad_sizes: Sequence[int]) -> ModelRunner[J, R]:
+        """One instance's runner."""
+
 
 class PoseModel(ServedModel[CropJob, F32]):
     """A served pose model: one person crop in, its (K, 3) keypoints (x, y, score) out."""
+
+    @classmethod
+    def runner(cls, model: InstalledModel, session: InferenceSession, pad_sizes: Sequence[int]) -> PoseRunner:
+        return PoseRunner(model, session, pad_sizes)
 
 
 class DetectorModel(ServedModel[DetectJob, Detections]):
     """A served detector: one image in, its person boxes out."""
 
+    @classmethod
+    def runner(cls, model: InstalledModel, session: InferenceSession, pad_sizes: Sequence[int]) -> DetectorRunner:
+        return DetectorRunner(model, session, pad_sizes)
+
 
 AnyServedModel = PoseModel | DetectorModel
+SERVED_TYPES: dict[Task, type[PoseModel] | type[DetectorModel]] = {Task.POSE: PoseModel, Task.DETECT: DetectorModel}
 
 
 def _threads(model: InstalledModel, settings: Settings) -> int:
@@ -115,27 +151,16 @@ def load_served_model(
     *,
     more_expected: Callable[[], bool] | None = None,
 ) -> AnyServedModel:
-    """Open ``count`` sessions on the model's device, build runners and the Batcher (not started).
-
-    Args:
-        more_expected: the Batcher's hint that more items may arrive soon (see ``Batcher``).
-
-    Raises:
-        ModelConfigError: outputs of the wrong shape at run time. DeviceUnavailableError: the device or backend.
-    """
-    if model.config.task is Task.POSE:
-        pose_runners, infos = _instances(model, settings, trt_cache, PoseRunner)
-        return PoseModel(model, _batcher(model, pose_runners, more_expected), pose_runners, infos)
-    detector_runners, infos = _instances(model, settings, trt_cache, DetectorRunner)
-    return DetectorModel(model, _batcher(model, detector_runners, more_expected), detector_runners, infos)
+    """The served model of ``model``'s task, loaded (see :meth:`ServedModel.load`)."""
+    return SERVED_TYPES[model.config.task].load(model, settings, trt_cache, more_expected=more_expected)
 
 
 def _instances(
     model: InstalledModel,
     settings: Settings,
     trt_cache: Path,
-    runner_type: Callable[[InstalledModel, InferenceSession, Sequence[int]], RunnerT],
-) -> tuple[list[RunnerT], list[SessionInfo]]:
+    runner: Callable[[InstalledModel, InferenceSession, Sequence[int]], ModelRunner[J, R]],
+) -> tuple[list[ModelRunner[J, R]], list[SessionInfo]]:
     """One session and runner per instance; the first runner checks the outputs at run time."""
     config = model.config
     device = parse_device(settings.device or config.instances.device)
@@ -151,7 +176,7 @@ def _instances(
     on_gpu = infos[0].provider in (CUDA, TENSORRT)
     pad = config.batching.pad_to_preferred if config.batching.pad_to_preferred is not None else on_gpu
     pad_sizes = config.batching.preferred_batch_sizes if pad else ()
-    runners = [runner_type(model, session, pad_sizes) for session, _ in sessions]
+    runners = [runner(model, session, pad_sizes) for session, _ in sessions]
     runners[0].check_output()
     if model.io.static_batch:
         logger.info("%s: static batch size %d: batches run in chunks of that size", model.name, model.io.static_batch)
