@@ -40,7 +40,7 @@ U8 = npt.NDArray[np.uint8]
 J = TypeVar("J")  # one item's job
 R = TypeVar("R")  # one item's result
 
-WARMUP_SHAPE = (64, 48, 3)  # the warm-up image: small, so warm-up time goes to the network, not to resizing
+WARMUP_SHAPE = (64, 48, 3)  # (H, W, 3) of the grey image the warm-up jobs are made of
 
 
 @dataclass(frozen=True)
