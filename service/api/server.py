@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from service.api.grpc.servicer import GrpcServer
 from service.api.http.app import create_app
@@ -48,15 +49,16 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
-def _http_server(app: object, settings: Settings) -> _HttpServer:
+def _http_server(app: ASGIApp, settings: Settings) -> _HttpServer:
     config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,
         host=settings.host,
         port=settings.http_port,
         log_config=None,
         access_log=False,  # the service writes its own access line (with request id and timing)
         http=http_protocol(settings),  # read timeouts; protocol errors as JSON
-        timeout_keep_alive=settings.http_keepalive_timeout_s,  # type: ignore[arg-type]
+        # uvicorn annotates it int but only uses it as a call_later delay, where a float works
+        timeout_keep_alive=settings.http_keepalive_timeout_s,  # type: ignore[arg-type]  # a float delay: see above
         # uvicorn cancels what is left only after the request layer has ended it with 503 (serve's shutdown)
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s + ANSWER_WINDOW_S),
         server_header=False,
