@@ -231,7 +231,7 @@ def settings_table() -> str:
     """The README's configuration table, from the field descriptions above."""
     rows = ["| env var | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        default = field.get_default(call_default_factory=True)
         if isinstance(default, list):
             default = ",".join(default) or "(empty)"
         elif isinstance(default, StrEnum):

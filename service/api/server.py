@@ -76,12 +76,13 @@ def _http_server(app: FastAPI, settings: Settings) -> _HttpServer:
         log_config=None,
         access_log=False,  # the service writes its own access line (with request id and timing)
         http=http_protocol(settings),  # read timeouts; protocol errors as JSON
-        timeout_keep_alive=settings.http_keepalive_timeout_s,  # type: ignore[arg-type]
+        # uvicorn annotates it int but only uses it as a call_later delay, where a float works
+        timeout_keep_alive=settings.http_keepalive_timeout_s,  # type: ignore[arg-type]  # a float delay: see above
         # uvicorn cancels what is left only after the request layer has ended it with 503 (serve's shutdown)
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s + ANSWER_WINDOW_S),
         server_header=False,
         lifespan="off",  # the engine's start and stop belong to serve(), not to the app
-        ws=QuietWebSocketProtocol,  # type: ignore[arg-type]  # the key never reaches a debug log
+        ws=QuietWebSocketProtocol,  # the key never reaches a debug log
         ws_max_size=settings.grpc_max_message_bytes,  # a stream message's limit, whichever the transport
         # frames are JPEG/PNG/WebP already: deflating them costs both sides CPU for nothing
         ws_per_message_deflate=False,

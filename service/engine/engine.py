@@ -13,7 +13,7 @@ from typing import Any
 from service import metrics
 from service.config import Settings
 from service.engine.pipeline import Pipeline
-from service.engine.served_model import ServedModel, load_served_model
+from service.engine.served_model import AnyServedModel, load_served_model
 from service.models.published import PublishedFigure
 from service.models.registry import REGISTRY
 from service.models.repository import ModelRepository
@@ -49,7 +49,7 @@ class Engine:
         self.settings = settings
         self._only = models
         self.repository = ModelRepository(settings.model_repository)
-        self.models: dict[str, ServedModel] = {}
+        self.models: dict[str, AnyServedModel] = {}
         self.state = EngineState()
         self.pipeline = Pipeline(
             self.models,
@@ -106,7 +106,7 @@ class Engine:
             if name in self.models and self.models[name].task is not task:
                 raise ModelConfigError(f"default {task.value} model {name!r} is a {self.models[name].task.value} model")
 
-    def _announce(self, served: ServedModel) -> None:
+    def _announce(self, served: AnyServedModel) -> None:
         config = served.model.config
         metrics.MODEL_INFO.labels(
             served.name,

@@ -65,8 +65,9 @@ def pckh(pred: F64, gt: F64, visible: npt.NDArray[np.bool_], head: F64) -> dict[
     pred = np.asarray(pred, np.float64) + 1.0
     gt = np.asarray(gt, np.float64)
     visible = np.asarray(visible).astype(bool)
-    count = np.ma.array(visible.sum(axis=0).astype(np.float64), mask=False)
-    count.mask[6:8] = True
+    pelvis_and_thorax = np.zeros(visible.shape[1], bool)
+    pelvis_and_thorax[6:8] = True  # MpiiPCKAccuracy leaves joints 6 and 7 out of the mean
+    count = np.ma.array(visible.sum(axis=0).astype(np.float64), mask=pelvis_and_thorax)
     ratio = count / np.sum(count)
     at = {t: np.ma.array(joint_accuracy(pred, gt, visible, head, t), mask=False) for t in (0.5, 0.1)}
     out = {"PCKh@0.5": float(np.sum(at[0.5] * ratio)), "PCKh@0.1": float(np.sum(at[0.1] * ratio))}

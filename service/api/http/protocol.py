@@ -22,6 +22,7 @@ that library's wire-level debug lines (:class:`QuietWebSocketProtocol`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -42,7 +43,9 @@ class TimedHttpProtocol(HttpToolsProtocol):
     header_timeout_s = 10.0
     body_timeout_s = 60.0
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(  # type: ignore[override]  # uvicorn's signature: Transport, not asyncio's BaseTransport
+        self, transport: asyncio.Transport
+    ) -> None:
         super().connection_made(transport)
         self._timer: asyncio.TimerHandle | None = None
         self._in_request = False  # bytes of a request's head have arrived, not yet all of it
@@ -113,9 +116,9 @@ class TimedHttpProtocol(HttpToolsProtocol):
             self.transport.write_eof()
         self.loop.call_later(LINGER_S, self.transport.close)
 
-    def _arm(self, seconds: float, callback: object) -> None:
+    def _arm(self, seconds: float, callback: Callable[[], object]) -> None:
         self._disarm()
-        self._timer = self.loop.call_later(seconds, callback)  # type: ignore[arg-type]
+        self._timer = self.loop.call_later(seconds, callback)
 
     def _disarm(self) -> None:
         if self._timer is not None:

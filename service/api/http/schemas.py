@@ -21,7 +21,7 @@ class HttpPoseOptions(PoseOptions):
 class PoseQuery(HttpPoseOptions):
     """Options as query parameters (every input form accepts them)."""
 
-    boxes: str | None = Field(  # type: ignore[assignment]
+    boxes: str | None = Field(  # type: ignore[assignment]  # JSON text in a query: parsed when merged with the body
         None,
         max_length=4000,  # URLs stay well under HTTP parsers' limits; longer lists go in a form field or JSON body
         description="Person boxes as JSON, e.g. [[10,20,200,400]]: skips the detector. Pixels of the original "
