@@ -6,10 +6,10 @@ The same :class:`~service.requests.streams.StreamSession` as gRPC's ``Stream`` (
 transports). This module only speaks WebSocket (the wire is ``service/wire/websocket.py``,
 the messages ``stream_messages.py``):
 
-1. the handshake: the ``Origin`` (a browser's) must be this host's or one of
-   POSE_CORS_ORIGINS (403), a subprotocol list must offer ``pose.v1`` (400), the key
-   (``Authorization`` header, or a ``bearer.<base64url>`` subprotocol) is checked before
-   anything else is read or answered (401, as an HTTP answer: no WebSocket is opened);
+1. the handshake: the key (``Authorization`` header, or a ``bearer.<base64url>``
+   subprotocol) is checked before anything else is read or answered (401, as an HTTP
+   answer: no WebSocket is opened); then the ``Origin`` (a browser's) must be this host's or
+   one of POSE_CORS_ORIGINS (403), and a subprotocol list must offer ``pose.v1`` (400);
 2. accepted (echoing ``pose.v1`` when offered); the service must serve (else one JSON error
    and 1013 / 1001);
 3. the first message, text, within POSE_STREAM_IDLE_TIMEOUT_S: the config (a bad one: one
@@ -114,15 +114,9 @@ class WebSocketStreams:
         return str(wire.NORMAL)
 
     def _handshake_refusal(self, websocket: WebSocket) -> JSONResponse | None:
-        """The HTTP answer that refuses the handshake (None: go on). The key is checked before anything is read."""
-        origin = websocket.headers.get("origin")
-        if origin is not None and not _origin_allowed(origin, websocket.headers.get("host"), self.requests):
-            return JSONResponse(error_body("forbidden", f"origin {origin} may not open streams (POSE_CORS_ORIGINS)"),
-                                status_code=HTTPStatus.FORBIDDEN)  # fmt: skip
+        """The HTTP answer that refuses the handshake (None: go on). The key comes first: nothing else is answered
+        to a client without it."""
         offered = websocket.scope.get("subprotocols") or []
-        if offered and wire.SUBPROTOCOL not in offered:
-            message = f"offer the subprotocol {wire.SUBPROTOCOL!r} (and, for auth, 'bearer.<base64url key>')"
-            return error_response(BadRequestError(message))
         authorization = websocket.headers.get("authorization")
         if authorization is None:
             key = wire.bearer_from_subprotocols(offered)
@@ -131,6 +125,13 @@ class WebSocketStreams:
             self.requests.authorize(authorization)
         except PoseError as error:
             return error_response(error)
+        origin = websocket.headers.get("origin")
+        if origin is not None and not _origin_allowed(origin, websocket.headers.get("host"), self.requests):
+            return JSONResponse(error_body("forbidden", f"origin {origin} may not open streams (POSE_CORS_ORIGINS)"),
+                                status_code=HTTPStatus.FORBIDDEN)  # fmt: skip
+        if offered and wire.SUBPROTOCOL not in offered:
+            message = f"offer the subprotocol {wire.SUBPROTOCOL!r} (and, for auth, 'bearer.<base64url key>')"
+            return error_response(BadRequestError(message))
         return None
 
     async def _stream(self, websocket: WebSocket) -> None:
