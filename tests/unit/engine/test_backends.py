@@ -16,6 +16,7 @@ from service.devices import Backend, Precision, parse_device
 from service.engine.engine import Engine
 from service.engine.openvino_backend import PROVIDER, choose_precision, cpu_precisions
 from service.engine.session import CPU, TENSORRT, BackendUnavailableError, create_session, open_session
+from tests.helpers import metric
 from tests.oracles import (
     BANDS,
     POSE_FIELDS,
@@ -186,10 +187,6 @@ def test_settings_override_backend_and_precision(monkeypatch: pytest.MonkeyPatch
         Settings()
 
 
-def _model_info(**labels: str) -> float:
-    return REGISTRY.get_sample_value("pose_model_info", labels) or 0.0
-
-
 def test_the_engine_serves_what_each_config_asks_and_shows_it(tmp_path: Path) -> None:
     """Per-model backends; the precision that really runs shows in /v1/models and the metric label."""
     install_pose_oracle(tmp_path, "pose", instances={"backend": "openvino", "precision": "auto", "device": "cpu"})
@@ -204,10 +201,12 @@ def test_the_engine_serves_what_each_config_asks_and_shows_it(tmp_path: Path) ->
         assert (pose["precision_warning"] is None) == (expected != "fp32")
         assert (det["backend"], det["precision"], det["precision_warning"]) == ("onnxruntime", "fp32", None)
         fell_back = str(expected == "fp32").lower()
-        assert _model_info(model="pose", version="1", weights="custom", provider=PROVIDER, fallback="false",
-                           backend="openvino", precision=expected, precision_fallback=fell_back) == 1  # fmt: skip
-        assert _model_info(model="det", version="1", weights="custom", provider=CPU, fallback="false",
-                           backend="onnxruntime", precision="fp32", precision_fallback="false") == 1  # fmt: skip
+        assert metric(REGISTRY, "pose_model_info", model="pose", version="1", weights="custom", provider=PROVIDER,
+                      fallback="false", backend="openvino", precision=expected,
+                      precision_fallback=fell_back) == 1  # fmt: skip
+        assert metric(REGISTRY, "pose_model_info", model="det", version="1", weights="custom", provider=CPU,
+                      fallback="false", backend="onnxruntime", precision="fp32",
+                      precision_fallback="false") == 1  # fmt: skip
     finally:
         engine.close(1)
 
