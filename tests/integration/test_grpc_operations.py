@@ -122,6 +122,8 @@ def test_health_goes_not_serving_serving_not_serving_across_start_up_and_sigterm
         with grpc.insecure_channel(server.grpc_target) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             grpc.channel_ready_future(channel).result(timeout=10)
+            # both models loaded (each is announced in pose_model_info): the warm-up runs now, for 2 s or more
+            wait_for(lambda: metric(server, "pose_model_info", model=("pose", "det")) == 2, "the models never loaded")
             assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == NOT_SERVING
             with pytest.raises(grpc.RpcError) as info:
                 pose_pb2_grpc.PoseServiceStub(channel).Estimate(pb.EstimateRequest(image=IMAGE), timeout=10)

@@ -155,6 +155,9 @@ def test_not_ready_until_warm(small_repo: Path, tmp_path: Path) -> None:
         assert ready.json()["error"] == {"code": "not_ready", "message": "loading and warming up models"}
         assert ready.headers["retry-after"] == "5"
         assert early.status_code == 503
+        # both models loaded (each is announced in pose_model_info): the warm-up runs now, for 2 s or more
+        wait_for(lambda: metric(server, "pose_model_info", model=("pose", "det")) == 2, "the models never loaded")
+        assert httpx.get(server.url + "/readyz", timeout=5).status_code == 503, "loaded is not warm: not ready yet"
         wait_for(lambda: httpx.get(server.url + "/readyz", timeout=5).status_code == 200, "never ready", timeout=120)
         assert httpx.post(server.url + "/v1/pose", content=SCENE, headers=PNG, timeout=30).status_code == 200
     finally:
