@@ -302,6 +302,9 @@ def test_a_million_boxes_are_refused_without_stalling_the_event_loop(server: Ser
     def probe(seconds: float) -> list[float]:
         return json.loads(healthz_probe(server.url, seconds).communicate(timeout=60)[0])
 
+    start = time.perf_counter()
+    json.loads(body)
+    parse_s = time.perf_counter() - start  # what one body costs to parse on this machine: a stall would be that long
     quiet = np.percentile(probe(1.5), 99)  # what the machine gives without the bodies (it is shared, and noisy)
     clients = [threading.Thread(target=client) for _ in range(2)]
     for thread in clients:
@@ -314,7 +317,9 @@ def test_a_million_boxes_are_refused_without_stalling_the_event_loop(server: Ser
             thread.join(60)
     assert codes
     assert set(codes) == {(422, "invalid_options")}
-    assert loaded < 0.050 + quiet, f"/healthz p99 {loaded * 1000:.1f} ms under the bodies, {quiet * 1000:.1f} ms quiet"
+    allowed = max(0.050, parse_s / 20)  # 50 ms, more on a machine so slow that a twentieth of a parse is more
+    seen = f"/healthz p99 {loaded * 1000:.1f} ms under the bodies, {quiet * 1000:.1f} ms quiet"
+    assert loaded < quiet + allowed, f"{seen}; {allowed * 1000:.0f} ms allowed (a parse: {parse_s * 1000:.0f} ms)"
 
 
 # -- row 9: slow clients ---------------------------------------------------------------------------------------------
