@@ -104,7 +104,7 @@ def service_rates(repo_root: Path, paths: list[Path], seconds: float, http_level
     carries the server's CPU use and peak memory and the load generator's (this process's) CPU use.
     """
     sys.path.insert(0, str(ROOT))
-    from tests.integration.server import start_server
+    from tests.helpers import start_server
 
     log = ROOT / ".bench" / "server.log"
     server = start_server(repo_root, log, POSE_MODEL=POSE, POSE_DETECTOR=DETECTOR, POSE_LOG_LEVEL="WARNING",

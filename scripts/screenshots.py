@@ -28,7 +28,7 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 
 from tests.browser.clips import walking_clip  # noqa: E402
 from tests.browser.conftest import CHROMIUM_FLAGS, FAKE_CAMERA_FLAGS, browser_repository  # noqa: E402
-from tests.integration.server import start_server  # noqa: E402
+from tests.helpers import start_server  # noqa: E402
 from tests.streams import frame, markers  # noqa: E402
 
 OUT = ROOT / "docs" / "images"

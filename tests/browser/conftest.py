@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.server import Server, start_server
+from tests.helpers import Server, start_server
 from tests.oracles import BANDS, install_detector_oracle
 from tests.streams import install_tracking_pose
 

@@ -18,10 +18,8 @@ from websockets.sync.client import connect
 from service.vision.keypoints import KEYPOINT_SETS
 from tests.browser.clips import walking_clip
 from tests.browser.conftest import Browser, browser_repository
-from tests.integration.server import Server, start_server
+from tests.helpers import Server, start_server
 from tests.streams import frame, markers
-
-pytestmark = pytest.mark.browser
 
 WAIT_S = 120  # the machine is shared: wait for a state, never for a speed
 KEY = "page-key/+="  # no valid subprotocol token as it is: the page sends it base64url-encoded

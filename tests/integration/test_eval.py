@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.evalsets import ap_of_oks, build_repository, oks_of_shift, read, shift_between_thresholds, write_set
-from tests.integration.server import ROOT, Server, start_server
+from tests.helpers import ROOT, Server, start_server
 from tests.oracles import install_pose_oracle
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.server import ROOT, free_port
+from tests.helpers import ROOT, free_port
 from tests.oracles import BANDS, install_detector_oracle
 from tests.streams import install_tracking_pose
 

@@ -24,21 +24,19 @@ from websockets.sync.client import ClientConnection, connect
 from service.wire._proto.pose.v1 import pose_pb2 as pb
 from service.wire._proto.pose.v1 import pose_pb2_grpc
 from service.wire.websocket import bearer_subprotocol, pack_frame
-from tests.integration.server import Server, start_server
-from tests.integration.test_http import png
-from tests.integration.test_streams import TOLERANCE, frame_message, metric
-from tests.oracles import BANDS, POSE_FIELDS, install_detector_oracle, install_model, slow_pose_oracle
-from tests.streams import HEAD_CHANNELS, frame, install_tracking_pose, markers, walk
+from tests.helpers import Server, install_slow_pose, metric, png, slow_pose, start_server, wait_for
+from tests.oracles import BANDS, install_detector_oracle
+from tests.streams import HEAD_CHANNELS, TOLERANCE, frame, frame_message, install_tracking_pose, markers, walk
 
 ANSWER_S = 60  # the machine is shared: waits are for states, not speeds
 KEYS = ("first-key", "s3cr3t/+=key")  # the second is no valid subprotocol token as it is: base64url carries it
 
 
 def build_repository(root: Path) -> Path:
+    """``pose`` (fast), ``det`` and ``slow``: a frame of one person takes 0.1 s or more on this machine."""
     install_tracking_pose(root, batching={"max_batch_size": 16, "max_queue_delay_ms": 2})
     install_detector_oracle(root, "det", bands=BANDS)
-    install_model(root, "slow", slow_pose_oracle((192, 256), HEAD_CHANNELS, out_channels=128, kernel=15),
-                  **POSE_FIELDS, batching={"max_batch_size": 4, "max_queue_delay_ms": 0})  # fmt: skip
+    install_slow_pose(root, "slow", slow_pose(0.1, batch=1).layers, channels=HEAD_CHANNELS, max_batch_size=4)
     return root
 
 
@@ -107,7 +105,7 @@ def keypoints_of(person: dict[str, Any]) -> np.ndarray:
 
 def test_one_person_walking_keeps_one_id_in_frame_order(server: Server) -> None:
     path = walk((20, 60, 140, 360), (1.6, 0.2), 60)
-    before = metric(server, 'pose_requests_total{code="1000",endpoint="/v1/stream",protocol="websocket"}')
+    before = metric(server, "pose_requests_total", code="1000", endpoint="/v1/stream", protocol="websocket")
     answers = closed_loop(server, {}, [frame([box]) for box in path])
     assert [a["frame_id"] for a in answers] == list(range(60))
     assert not any(a["dropped_frame_ids"] for a in answers)
@@ -122,7 +120,7 @@ def test_one_person_walking_keeps_one_id_in_frame_order(server: Server) -> None:
                                                                                                      "det")  # fmt: skip
     assert set(first["people"][0]) == {"bbox", "bbox_score", "score", "keypoints", "visible", "track_id"}
     assert {"pose", "detect"} <= set(first["timing_ms"])
-    after = metric(server, 'pose_requests_total{code="1000",endpoint="/v1/stream",protocol="websocket"}')
+    after = metric(server, "pose_requests_total", code="1000", endpoint="/v1/stream", protocol="websocket")
     assert after - before == 1
 
 
@@ -265,11 +263,8 @@ def test_stream_slots_are_shared_with_grpc_and_freed_when_a_client_goes_away(ser
             release.set()
             call.cancel()
     streams.close()  # gone without "no more frames": the service frees its slot at once
-    end = time.monotonic() + 10
-    while metric(server, "pose_stream_active") != 0:
-        assert time.monotonic() < end, "the streams were not freed"
-        time.sleep(0.05)
-    assert metric(server, 'pose_requests_total{code="499",endpoint="/v1/stream",protocol="websocket"}') >= 2
+    wait_for(lambda: metric(server, "pose_stream_active") == 0, "the streams were freed")
+    assert metric(server, "pose_requests_total", code="499", endpoint="/v1/stream", protocol="websocket") >= 2
 
 
 def test_a_foreign_origin_is_refused_and_a_same_origin_page_is_not(server: Server) -> None:
