@@ -11,7 +11,7 @@ LOADTEST_VENV := .loadtest-venv
 DEPLOY_VENV := .deploy-venv
 
 .PHONY: help install models run test lint format unit integration bench overload clean docs proto loadtest loadtest-overload \
-	deploy-tools image image-gpu image-test
+	deploy-tools browser-tools image image-gpu image-test
 
 help:
 	@echo "make run     start the service (HTTP :8000, gRPC :50051) with the default models"
@@ -28,6 +28,11 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[cpu,openvino,dev]"
+	# the eval extra's xtcocotools: built from source against the numpy just installed (its only wheel for
+	# Python 3.11 was built against numpy 1 and fails to import under numpy 2)
+	$(PY) -m pip install -q "cython>=3.0" "setuptools>=69"
+	$(PY) -m pip install -q --force-reinstall --no-deps --no-build-isolation --no-binary xtcocotools "xtcocotools==1.14.3"
+	$(PY) -m pip install -q -e ".[cpu,openvino,dev,eval]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -41,6 +46,7 @@ run: models
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: $(STAMP)
 	$(PY) -m ruff format .
@@ -52,8 +58,12 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration -q
 
-test: lint $(DEPLOY_VENV)/.installed
+test: lint $(DEPLOY_VENV)/.installed browser-tools
 	$(PY) -m pytest -q
+
+# Debian's chromium + chromium-driver for tests/browser (apt-get, as root; quick when there; never fails the run)
+browser-tools:
+	scripts/browser_tools.sh
 
 # hadolint, kubectl (kustomize), kubernetes-validate, check-jsonschema, promtool for tests/deploy;
 # the stamp is written only when every tool could be had, so a partial install is retried
@@ -117,4 +127,4 @@ proto: $(STAMP)
 	$(PY) scripts/gen_proto.py
 
 clean:
-	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache .ruff_cache .mypy_cache

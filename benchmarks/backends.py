@@ -222,9 +222,9 @@ def _rtmlib_loop(inputs: Inputs, backend: str) -> Rate:
         return turns.one(turn, inputs.seconds)
 
 
-def _server(inputs: Inputs, variant: Variant):  # -> tests.integration.server.Server
+def _server(inputs: Inputs, variant: Variant):  # -> tests.helpers.Server
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.integration.server import start_server
+    from tests.helpers import start_server
 
     env = {"POSE_MODEL": "rtmpose-m", "POSE_DETECTOR": "rtmdet-nano", "POSE_LOG_LEVEL": "WARNING",
            "POSE_BACKEND": variant.backend.value, "POSE_PRECISION": variant.precision.value,

@@ -91,19 +91,20 @@ class ServiceRows:
     http: list[Rate]
     grpc: list[Rate]
     streams: list[Rate]
+    websockets: list[Rate]
     models: list[dict[str, object]]  # GET /v1/models: what the server really runs (provider, precision, weights)
 
 
 def service_rates(repo_root: Path, paths: list[Path], seconds: float, http_levels: list[int], grpc_levels: list[int],
                   max_people: int, stream_levels: list[int], det_intervals: list[int], rounds: int = 2
                   ) -> ServiceRows:  # fmt: skip
-    """``python -m service`` on loopback under HTTP, gRPC unary and gRPC stream load, the same JPEGs, in turns.
+    """``python -m service`` on loopback under HTTP, gRPC unary, gRPC and WebSocket streams, the same JPEGs, in turns.
 
     Every configuration gets ``rounds`` windows of ``seconds / rounds``, in turns with the others. Each row
     carries the server's CPU use and peak memory and the load generator's (this process's) CPU use.
     """
     sys.path.insert(0, str(ROOT))
-    from tests.integration.server import start_server
+    from tests.helpers import start_server
 
     log = ROOT / ".bench" / "server.log"
     server = start_server(repo_root, log, POSE_MODEL=POSE, POSE_DETECTOR=DETECTOR, POSE_LOG_LEVEL="WARNING",
@@ -127,9 +128,12 @@ def service_rates(repo_root: Path, paths: list[Path], seconds: float, http_level
             **{f"stream {n} {i}": turn(f"gRPC Stream x{n}, det_interval {i}", "frames/s",
                                        functools.partial(load.stream_samples, grpc_target, jpegs, n, i, max_people))
                for i in det_intervals for n in stream_levels},
+            **{f"ws {n} {i}": turn(f"WebSocket stream x{n}, det_interval {i}", "frames/s",
+                                   functools.partial(load.ws_stream_samples, server.url, jpegs, n, i, max_people))
+               for i in det_intervals for n in stream_levels},
         }  # fmt: skip
         rates = turns.in_turns(configs, seconds, rounds) if configs else {}
-        by_kind = [[r for k, r in rates.items() if k.startswith(kind)] for kind in ("http", "grpc", "stream")]
+        by_kind = [[r for k, r in rates.items() if k.startswith(kind)] for kind in ("http", "grpc", "stream", "ws")]
         return ServiceRows(*by_kind, models=models)
     finally:
         server.stop()
@@ -151,9 +155,10 @@ def table(rows: list[Rate]) -> str:
 
 
 def _level(rate: Rate) -> int:
-    """The concurrency in a row's name ("..., concurrency 8", "gRPC Stream x8, ...")."""
-    if rate.name.startswith("gRPC Stream x"):
-        return int(rate.name.removeprefix("gRPC Stream x").split(",")[0])
+    """The concurrency in a row's name ("..., concurrency 8", "gRPC Stream x8, ...", "WebSocket stream x8, ...")."""
+    for prefix in ("gRPC Stream x", "WebSocket stream x"):
+        if rate.name.startswith(prefix):
+            return int(rate.name.removeprefix(prefix).split(",")[0])
     return int(rate.name.rsplit(" ", 1)[-1])
 
 
@@ -166,6 +171,8 @@ def series(pipeline: list[Rate], service: ServiceRows, in_turns: dict[str, Rate]
         groups[name] = [rate for key, rate in gpu_rates.items() if key.startswith(kind)]
     for rate in service.streams:
         groups.setdefault(f"gRPC Stream, det_interval {rate.name.rsplit(' ', 1)[-1]}", []).append(rate)
+    for rate in service.websockets:
+        groups.setdefault(f"WebSocket stream, det_interval {rate.name.rsplit(' ', 1)[-1]}", []).append(rate)
     for key, name in (("rtmlib loop", "rtmlib RTMDet + RTMPose"), ("rtmlib loop spinning off", "rtmlib, spinning off")):
         if key in in_turns:
             groups[name] = [dataclasses.replace(in_turns[key], name=f"{name}, concurrency 1")]
@@ -200,6 +207,24 @@ def ratios_of(ceiling: float, pipeline: list[Rate], sequence: Rate, service: Ser
         if unary_c8 and _level(rate) == 8:
             interval = rate.name.rsplit(" ", 1)[-1]
             ratios[f"stream_x8_det{interval}_over_grpc_c8"] = rate.items_per_s / unary_c8.items_per_s
+    return ratios | websocket_ratios(service)
+
+
+def websocket_ratios(service: ServiceRows) -> dict[str, float]:
+    """WebSocket streams over gRPC streams of the same count and det_interval: frames/s, and frames per second of
+    server CPU (on a shared machine the server gets a different share of the cores in each window)."""
+    ratios = {}
+    grpc_streams = {(_level(r), r.name.rsplit(" ", 1)[-1]): r for r in service.streams}
+    for rate in service.websockets:
+        level, interval = _level(rate), rate.name.rsplit(" ", 1)[-1]
+        grpc_rate = grpc_streams.get((level, interval))
+        if grpc_rate is None:
+            continue
+        key = f"ws_x{level}_det{interval}_over_grpc_stream_x{level}_det{interval}"
+        ratios[key] = rate.items_per_s / grpc_rate.items_per_s
+        if rate.usage and grpc_rate.usage and rate.usage.cores and grpc_rate.usage.cores:
+            per_core = (rate.items_per_s / rate.usage.cores) / (grpc_rate.items_per_s / grpc_rate.usage.cores)
+            ratios[f"{key}_per_server_core"] = per_core
     return ratios
 
 
@@ -223,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline-concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--http-concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--grpc-concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 8], help="concurrent Stream calls")
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 8],
+                        help="concurrent streams (gRPC Stream calls, WebSocket streams)")  # fmt: skip
     parser.add_argument("--det-intervals", type=int, nargs="+", default=[1, 5], help="stream det_interval values")
     parser.add_argument("--no-http", action="store_true", help="skip the service rows (HTTP and gRPC)")
     parser.add_argument("--no-rtmlib", action="store_true")
@@ -274,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
 
     phase("pipeline in process")
 
-    # 3. the service over HTTP, gRPC unary and gRPC streams
-    service = ServiceRows([], [], [], []) if args.no_http else service_rates(
+    # 3. the service over HTTP, gRPC unary, gRPC and WebSocket streams
+    service = ServiceRows([], [], [], [], []) if args.no_http else service_rates(
         repo_root, paths, args.seconds, args.http_concurrency, args.grpc_concurrency, args.max_people, args.streams,
         args.det_intervals)  # fmt: skip
     phase("service")
@@ -293,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     phase("GPU")
 
     ratios = ratios_of(ceiling, pipeline, sequence, service, block.rates) | block.ratios | gpu_ratios
-    rows = [*pose_raw, det_raw, sequence, *pipeline, *service.http, *service.grpc, *service.streams, *block.rows,
-            *gpu_rows]  # fmt: skip
+    rows = [*pose_raw, det_raw, sequence, *pipeline, *service.http, *service.grpc, *service.streams,
+            *service.websockets, *block.rows, *gpu_rows]  # fmt: skip
     served = "; ".join(f"{m['name']}: {m['weights']} weights, {m['backend']} {m['precision']} on {m['provider']}"
                        for m in service.models)  # fmt: skip
     models_line = (f"models: synthetic {POSE} 192x256 (pose) + {detector_kind}; images: {image_source}, "

@@ -87,9 +87,9 @@ def run(inputs: Inputs, providers: dict[str, list], levels: list[int], *, rtmlib
     return rows + list(rates.values()), ratios, rates
 
 
-def _server(inputs: Inputs):  # -> tests.integration.server.Server
+def _server(inputs: Inputs):  # -> tests.helpers.Server
     sys.path.insert(0, str(rtmlib_env.ROOT))
-    from tests.integration.server import start_server
+    from tests.helpers import start_server
 
     return start_server(inputs.repo_root, inputs.repo_root.parent / "server-gpu.log", timeout=300,
                         POSE_MODEL="rtmpose-m", POSE_DETECTOR="rtmdet-nano", POSE_LOG_LEVEL="WARNING",

@@ -1,4 +1,4 @@
-"""Load generators: the in-process Pipeline, HTTP, gRPC unary and gRPC streams, with N concurrent submitters.
+"""Load generators: the in-process Pipeline, HTTP, gRPC unary, gRPC and WebSocket streams, with N concurrent submitters.
 
 Every generator keeps its submitters busy (a closed loop) and measures a **steady window**:
 it opens once every submitter has had an answer (so the queues hold what this concurrency
@@ -206,6 +206,55 @@ def stream_samples(target: str, jpegs: list[bytes], streams: int, det_interval: 
         async with grpc.aio.insecure_channel(target) as channel:
             stub = pose_pb2_grpc.PoseServiceStub(channel)
             await asyncio.gather(*(one(stub, k) for k in range(streams)))
+        return window.samples
+
+    return asyncio.run(run())
+
+
+def ws_stream_samples(url: str, jpegs: list[bytes], streams: int, det_interval: int, max_people: int,
+                      seconds: float, ramp: float, in_flight: int = 2) -> Samples:  # fmt: skip
+    """:func:`stream_samples` over the WebSocket (``/v1/stream``): the same config, frames, window and client loop;
+    one connection per stream (WebSockets do not multiplex), JSON answers instead of protobuf."""
+    from websockets.asyncio.client import connect
+
+    from service.wire.websocket import pack_frame
+
+    config = json.dumps({"options": {"max_people": max_people}, "det_interval": det_interval,
+                         "max_in_flight": in_flight, "max_buffered": in_flight})  # fmt: skip
+    window = Window(seconds, ramp, streams * in_flight)
+    target = url.replace("http://", "ws://") + "/v1/stream"
+
+    async def one(offset: int) -> None:
+        async with connect(target, proxy=None, max_size=None, compression=None) as ws:
+            await ws.send(config)
+            sent: dict[int, float] = {}
+            frame_id = 0
+
+            async def send() -> None:
+                nonlocal frame_id
+                data = jpegs[(offset + frame_id) % len(jpegs)]
+                sent[frame_id] = time.perf_counter()
+                await ws.send(pack_frame(frame_id, 0.0, data))
+                frame_id += 1
+
+            for _ in range(in_flight):
+                await send()
+            while sent:
+                answer = json.loads(await ws.recv())
+                if "frame_id" not in answer:
+                    raise RuntimeError(f"the stream ended: {answer}")
+                window.dropped += len(answer["dropped_frame_ids"])
+                for lost in answer["dropped_frame_ids"]:
+                    sent.pop(lost, None)
+                if answer["drops_only"]:
+                    continue
+                window.record(sent.pop(answer["frame_id"]), len(answer["people"]))
+                if window.open():
+                    await send()
+            await ws.send(b"")  # no more frames
+
+    async def run() -> Samples:
+        await asyncio.gather(*(one(k) for k in range(streams)))
         return window.samples
 
     return asyncio.run(run())

@@ -165,7 +165,7 @@ async def drive(url: str, images: list[list[bytes]], seconds: float, backoff: bo
 
 def heavy_run(url: str, images: list[list[bytes]], seconds: float, backoff: bool) -> tuple[Run, list[float]]:
     """The 200-client run, with /healthz probed from another process meanwhile (the server loop's own lag)."""
-    from tests.integration.server import healthz_probe
+    from tests.helpers import healthz_probe
 
     probe = healthz_probe(url, seconds + 2, interval_s=0.05)
     run = asyncio.run(drive(url, images, seconds, backoff))
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     sys.path.insert(0, str(ROOT))
-    from tests.integration.server import start_server
+    from tests.helpers import start_server
 
     source = ROOT / ".bench" / "repository"
     prepare_repository(source)

@@ -25,6 +25,8 @@ STYLE = {  # series name -> (marker, line style)
     "gRPC Estimate": ("s", "-"),
     "gRPC Stream, det_interval 1": ("^", "--"),
     "gRPC Stream, det_interval 5": ("v", "--"),
+    "WebSocket stream, det_interval 1": ("<", ":"),
+    "WebSocket stream, det_interval 5": (">", ":"),
     "pipeline in process": ("D", ":"),
 }
 

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench import POSE, prepare_repository  # noqa: E402
-from tests.integration.server import start_server  # noqa: E402
+from tests.helpers import start_server  # noqa: E402
 
 COCO = ROOT.parent / "shared" / "assets" / "coco4"
 LOCUST = ROOT / ".loadtest-venv" / "bin" / "locust"

@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     grpc_max_message_bytes: int = Field(
         32 * 1024 * 1024,
         ge=1024 * 1024,
-        description="Largest gRPC message, in and out (RESOURCE_EXHAUSTED above): a raw 3840x2160 BGR frame is "
-        "24.9 MB.",
+        description="Largest gRPC message, in and out (RESOURCE_EXHAUSTED above), and largest WebSocket stream "
+        "message (close 1009 above): a raw 3840x2160 BGR frame is 24.9 MB.",
     )
     grpc_message_budget_bytes: int = Field(
         0,
@@ -143,7 +143,7 @@ class Settings(BaseSettings):
         0.3, ge=0.0, description="Default score under which a keypoint is reported as not visible."
     )
 
-    # camera streams
+    # camera streams (gRPC Stream, WebSocket /v1/stream)
     max_streams: int = Field(
         64,
         ge=1,
@@ -259,7 +259,7 @@ def settings_table() -> str:
     """The README's configuration table, from the field descriptions above."""
     rows = ["| env var | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        default = field.get_default(call_default_factory=True)
         if isinstance(default, list):
             default = ",".join(default) or "(empty)"
         elif isinstance(default, StrEnum):

@@ -3,7 +3,7 @@
 A leaf module (imports nothing of the package) so that ``engine`` and ``api`` share one
 set of errors. There is no mapping table: HTTP answers ``http_status``, gRPC aborts with
 ``grpc_code``, both send ``code``. ``vision``'s image errors become these in the request
-layer (``requests/images.py``), the one place images are decoded.
+layer (``service/requests``), the one place images are decoded.
 """
 
 from __future__ import annotations

@@ -7,18 +7,26 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
 SHARED_ASSETS = ROOT.parent / "shared" / "assets"
 RTMDET_NANO_ONNX = SHARED_ASSETS / "weights" / "rtmdet-nano-person.onnx"
 COCO4 = SHARED_ASSETS / "coco4"
 
 
+MARKERS = {
+    "unit": pytest.mark.unit,
+    "integration": pytest.mark.integration,
+    "deploy": pytest.mark.deploy,
+    "browser": pytest.mark.browser,
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder under tests/ (unit, integration, deploy, browser)."""
     for item in items:
-        parts = Path(str(item.fspath)).parts
-        if "unit" in parts:
-            item.add_marker(pytest.mark.unit)
-        elif "integration" in parts:
-            item.add_marker(pytest.mark.integration)
+        path = Path(str(item.fspath)).resolve()
+        if path.is_relative_to(TESTS) and (marker := MARKERS.get(path.relative_to(TESTS).parts[0])):
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")

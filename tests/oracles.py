@@ -283,33 +283,45 @@ def poisoned_pose_oracle() -> onnx.ModelProto:
 
 
 def slow_pose_oracle(
-    input_size: tuple[int, int], channels: Sequence[int], *, out_channels: int = 32, kernel: int = 7
+    input_size: tuple[int, int], channels: Sequence[int], *, layers: int, width: int = 64
 ) -> onnx.ModelProto:
-    """:func:`pose_oracle` plus a real convolution whose result is multiplied by zero.
+    """:func:`pose_oracle` plus real work whose result is multiplied by zero.
 
-    The answers are the oracle's; the cost is that of a small network (about
-    ``h * w * out_channels * 3 * kernel**2`` multiply-adds per crop), for tests that need
-    work to take time: shutdown under load, readiness during warm-up.
+    The answers are the oracle's; the cost is that of a small network: a 4x4 stride-4
+    convolution of the crop into ``width`` channels (multiplied by zero), then ``layers``
+    3x3 convolutions of ``width`` channels at that quarter size, about
+    ``layers * width**2 * 9 * h * w / 16`` multiply-adds per crop. The layers share one
+    weight, so the file stays small and the memory a batch needs does not grow with
+    ``layers``: the cost is set by ``layers`` alone. ``tests.helpers.slow_pose`` picks
+    ``layers`` from this machine's measured speed, for tests that need work to take
+    time (shutdown under load, readiness during warm-up, deadlines, full queues).
     """
     model = pose_oracle(input_size, channels)
     graph = model.graph
     for node in graph.node:
         node.output[:] = [f"{o}_fast" if o == "simcc_x" else o for o in node.output]
-    weight = np.random.default_rng(0).standard_normal((out_channels, 3, kernel, kernel)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    stem = rng.standard_normal((width, 3, 4, 4)).astype(np.float32)
+    weight = (rng.standard_normal((width, width, 3, 3)) / np.sqrt(9 * width)).astype(np.float32)
     graph.initializer.extend(
         [
+            numpy_helper.from_array(stem, "slow_stem"),
             numpy_helper.from_array(weight, "slow_weight"),
             numpy_helper.from_array(np.array(0.0, np.float32), "slow_zero"),
         ]
     )
-    graph.node.extend(
-        [
-            helper.make_node("Conv", ["input", "slow_weight"], ["slow_features"], pads=[kernel // 2] * 4),
-            helper.make_node("ReduceSum", ["slow_features"], ["slow_total"], keepdims=0),
-            helper.make_node("Mul", ["slow_total", "slow_zero"], ["slow_nothing"]),
-            helper.make_node("Add", ["simcc_x_fast", "slow_nothing"], ["simcc_x"]),
-        ]
-    )
+    nodes = [
+        helper.make_node("Conv", ["input", "slow_stem"], ["slow_strided"], strides=[4, 4]),
+        helper.make_node("Mul", ["slow_strided", "slow_zero"], ["slow_0"]),  # zeros: nothing can overflow
+    ]
+    for i in range(layers):
+        nodes.append(helper.make_node("Conv", [f"slow_{i}", "slow_weight"], [f"slow_{i + 1}"], pads=[1, 1, 1, 1]))
+    nodes += [
+        helper.make_node("ReduceSum", [f"slow_{layers}"], ["slow_total"], keepdims=0),
+        helper.make_node("Mul", ["slow_total", "slow_zero"], ["slow_nothing"]),
+        helper.make_node("Add", ["simcc_x_fast", "slow_nothing"], ["simcc_x"]),
+    ]
+    graph.node.extend(nodes)
     return model
 
 

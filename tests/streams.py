@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from service.wire._proto.pose.v1 import pose_pb2 as pb
+from tests.helpers import png
 from tests.oracles import BANDS, draw_marker, draw_person, install_pose_oracle
 
 Box = tuple[int, int, int, int]
@@ -51,3 +53,11 @@ def walk(start: Box, step: tuple[float, float], frames: int) -> list[Box]:
         (round(x1 + i * step[0]), round(y1 + i * step[1]), round(x2 + i * step[0]), round(y2 + i * step[1]))
         for i in range(frames)
     ]
+
+
+TOLERANCE = 3.6  # px: the oracle's precision through the crop resampling (as in the unary tests)
+
+
+def frame_message(frame_id: int, image: np.ndarray | bytes, timestamp: float = 0.0) -> pb.StreamRequest:
+    data = image if isinstance(image, bytes) else png(image)
+    return pb.StreamRequest(frame=pb.Frame(frame_id=frame_id, timestamp=timestamp, image=pb.Image(encoded=data)))

@@ -7,8 +7,9 @@ Lifecycle (``serve``):
 2. ready: /readyz 200, health SERVING;
 3. SIGTERM or SIGINT: readiness and health turn NOT_SERVING, the request layer's gate
    closes (what arrives from then on is refused ``shutting_down``), every camera stream
-   stops taking frames, answers what it took and ends ``shutting_down``
-   (``StreamRegistry.drain``), both transports stop taking new calls, in-flight HTTP
+   (gRPC's and WebSocket's) stops taking frames, answers what it took and ends
+   ``shutting_down`` (``StreamRegistry.drain``), both transports stop taking new calls
+   (uvicorn would cut WebSockets at once, so they end before it shuts down), in-flight HTTP
    requests and gRPC calls finish within ``POSE_SHUTDOWN_GRACE_S``; what still runs then
    is ended by the request layer with ``shutting_down`` (JSON 503 / UNAVAILABLE),
    answered within ``ANSWER_WINDOW_S``; then the engine closes its queues.
@@ -22,16 +23,19 @@ import logging
 import math
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
+from fastapi import FastAPI
 
 from service.api.grpc.servicer import GrpcServer
 from service.api.http.app import create_app
-from service.api.http.protocol import http_protocol
+from service.api.http.protocol import QuietWebSocketProtocol, http_protocol
+from service.api.http.websocket import WebSocketStreams
 from service.api.memory import HeapTrimmer
 from service.config import Settings
 from service.engine.engine import Engine
@@ -44,28 +48,48 @@ ANSWER_WINDOW_S = 2.0  # after the grace period: time to write the answers of th
 
 
 class _HttpServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the process handles signals for both transports."""
+    """uvicorn without its own signal handling (the process handles signals for both transports), whose
+    WebSocket streams drain before it shuts down (uvicorn closes open WebSockets at once, with 1012)."""
+
+    def __init__(self, config: uvicorn.Config, streams: WebSocketStreams, drain_s: float) -> None:
+        super().__init__(config)
+        self.streams = streams
+        self.drain_s = drain_s
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # no new connections, as uvicorn's own shutdown does first
+        self.streams.drain()
+        if not await self.streams.wait_idle(self.drain_s):
+            logger.warning("shutdown: WebSocket streams still open after the %.1f s grace period", self.drain_s)
+        await super().shutdown(sockets)
 
-def _http_server(app: object, settings: Settings) -> _HttpServer:
+
+def _http_server(app: FastAPI, settings: Settings) -> _HttpServer:
     config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,
         host=settings.host,
         port=settings.http_port,
         log_config=None,
         access_log=False,  # the service writes its own access line (with request id and timing)
         http=http_protocol(settings),  # read timeouts; protocol errors as JSON
-        timeout_keep_alive=settings.http_keepalive_timeout_s,  # type: ignore[arg-type]
+        # uvicorn annotates it int but only uses it as a call_later delay, where a float works
+        timeout_keep_alive=settings.http_keepalive_timeout_s,  # type: ignore[arg-type]  # a float delay: see above
         # uvicorn cancels what is left only after the request layer has ended it with 503 (serve's shutdown)
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s + ANSWER_WINDOW_S),
         server_header=False,
         lifespan="off",  # the engine's start and stop belong to serve(), not to the app
+        ws=QuietWebSocketProtocol,  # the key never reaches a debug log
+        ws_max_size=settings.grpc_max_message_bytes,  # a stream message's limit, whichever the transport
+        # frames are JPEG/PNG/WebP already: deflating them costs both sides CPU for nothing
+        ws_per_message_deflate=False,
     )
-    return _HttpServer(config)
+    streams: WebSocketStreams = app.state.websocket_streams
+    return _HttpServer(config, streams, settings.shutdown_grace_s + ANSWER_WINDOW_S)
 
 
 async def serve(settings: Settings) -> int:
@@ -76,8 +100,8 @@ async def serve(settings: Settings) -> int:
     except ValueError as exc:  # settings that cannot work
         logger.error("exiting: %s", exc)
         return 2
-    streams = StreamRegistry(requests)  # every transport's camera streams: POSE_MAX_STREAMS, drained at shutdown
-    http = _http_server(create_app(requests), settings)
+    streams = StreamRegistry(requests)  # every transport's streams: POSE_MAX_STREAMS counts them all, drained together
+    http = _http_server(create_app(requests, streams), settings)
     grpc = GrpcServer(requests, settings, streams) if settings.grpc_port else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

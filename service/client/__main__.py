@@ -54,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_code(exc: grpc.RpcError) -> str:
+    """The service's error code (the HTTP API's ``error.code``) in a failed call's trailing metadata, or ''."""
+    for item in exc.trailing_metadata() or ():  # (key, value) namedtuples with these names
+        if item.key == ERROR_CODE_KEY:
+            # a text key's value is a str; types-grpcio types every value as bytes (those of "-bin" keys)
+            return item.value.decode() if isinstance(item.value, bytes) else str(item.value)
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -62,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         with grpc.insecure_channel(args.target, options=options) as channel:
             (stream if args.command == "stream" else estimate).run(args, channel)
     except grpc.RpcError as exc:
-        code = dict(exc.trailing_metadata() or ()).get(ERROR_CODE_KEY, "")  # type: ignore[attr-defined]
-        print(f"error: {exc.code().name} {code}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        print(f"error: {exc.code().name} {_error_code(exc)}: {exc.details()}", file=sys.stderr)
         return 1
     except (PoseError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

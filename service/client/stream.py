@@ -54,7 +54,7 @@ def frames(source: str, fps: float | None) -> tuple[Iterator[tuple[float, U8]], 
                 ok, image = capture.read()
                 if not ok:
                     return
-                yield index / rate, image
+                yield index / rate, np.asarray(image, np.uint8)  # 8-bit frames; OpenCV's stubs say any depth
                 index += 1
         finally:
             capture.release()
@@ -66,7 +66,7 @@ def _read(path: Path) -> U8:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{path}: OpenCV cannot decode this file")
-    return image
+    return np.asarray(image, np.uint8)  # IMREAD_COLOR is 8-bit; OpenCV's stubs say any depth
 
 
 def _image(frame: U8, raw: bool) -> pb.Image:

@@ -105,6 +105,11 @@ class Batcher(Generic[T, R]):
     def queued(self) -> int:
         return len(self._queue)
 
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`close` has begun: new work is refused, what is queued drains within the grace period."""
+        return self._closing
+
     def submit(self, data: T, *, deadline: float, rows: int = 1) -> Future[R]:
         """Queue one item; see :meth:`submit_many`."""
         return self.submit_many([data], deadline=deadline, rows=[rows])[0]

@@ -13,7 +13,9 @@ from typing import Any
 from service import metrics
 from service.config import Settings
 from service.engine.pipeline import Pipeline
-from service.engine.served_model import ServedModel, load_served_model
+from service.engine.served_model import AnyServedModel, load_served_model
+from service.models.published import PublishedFigure
+from service.models.registry import REGISTRY
 from service.models.repository import ModelRepository
 from service.models.schema import ModelConfigError, Task
 
@@ -32,6 +34,12 @@ class EngineState:
         return self.loaded and not self.closing
 
 
+def registry_figures(name: str) -> tuple[PublishedFigure, ...]:
+    """The published accuracy of a served model, by its registry name (none for other names)."""
+    entry = REGISTRY.get(name)
+    return entry.published if entry is not None else ()
+
+
 class Engine:
     def __init__(self, settings: Settings, *, models: list[str] | None = None) -> None:
         """
@@ -41,7 +49,7 @@ class Engine:
         self.settings = settings
         self._only = models
         self.repository = ModelRepository(settings.model_repository)
-        self.models: dict[str, ServedModel] = {}
+        self.models: dict[str, AnyServedModel] = {}
         self.state = EngineState()
         self.pipeline = Pipeline(
             self.models,
@@ -98,7 +106,7 @@ class Engine:
             if name in self.models and self.models[name].task is not task:
                 raise ModelConfigError(f"default {task.value} model {name!r} is a {self.models[name].task.value} model")
 
-    def _announce(self, served: ServedModel) -> None:
+    def _announce(self, served: AnyServedModel) -> None:
         config = served.model.config
         metrics.MODEL_INFO.labels(
             served.name,
@@ -170,6 +178,7 @@ class Engine:
                     "threads_per_instance": served.sessions[0].threads,
                     "static_batch": served.model.io.static_batch,
                     "default": served.name in (self.settings.model, self.settings.detector),
+                    "published": [figure.to_dict() for figure in registry_figures(served.name)],
                     "batching": {
                         "max_batch_size": policy.max_batch_size,
                         "max_queue_delay_ms": policy.max_queue_delay_s * 1000,

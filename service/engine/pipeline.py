@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +34,7 @@ import numpy.typing as npt
 from service.engine.queue_room import QueueRoom, Reservation
 from service.engine.results import Detections
 from service.engine.runners import CropJob, DetectJob
-from service.engine.served_model import ServedModel
+from service.engine.served_model import SERVED_TYPES, AnyServedModel, DetectorModel, PoseModel, ServedModel
 from service.errors import DeadlineExceededError, InvalidOptionsError, UnknownModelError
 from service.models.schema import Task
 from service.vision.image import DecodedImage
@@ -73,7 +73,7 @@ class EstimateOptions:
     flip_test: bool | None = None
 
 
-def _combined_weights(*models: ServedModel | None) -> str:
+def _combined_weights(*models: AnyServedModel | None) -> str:
     kinds = {m.weights for m in models if m is not None}
     return next((w for w in ("synthetic", "custom") if w in kinds), "official")
 
@@ -113,17 +113,18 @@ class PendingPoses:
     """Crops queued by :meth:`Pipeline.queue_poses`; :meth:`result` awaits them."""
 
     image: DecodedImage
-    pose: ServedModel
+    pose: PoseModel
     boxes: F32  # (N, 4) original pixels
     box_scores: F32  # (N,)
     futures: list[Future[F32]]
     deadline: float
     queued_at: float  # time.perf_counter()
 
-    async def result(self, *, detector: ServedModel | None = None) -> PoseResult:
+    async def result(self, *, detector: DetectorModel | None = None) -> PoseResult:
         """The keypoints of every box, in original pixels (``detector``: named in the result when it ran)."""
         if self.futures:
-            keypoints = np.stack(await _gather(self.futures, self.deadline)).astype(np.float32, copy=False)
+            per_box = await _gather(self.futures, self.deadline)
+            keypoints = np.stack(per_box).astype(np.float32, copy=False)
         else:
             keypoints = np.zeros((0, self.pose.model.config.num_keypoints, 3), np.float32)
         if self.image.scale != 1:
@@ -147,7 +148,7 @@ class Pipeline:
     """Top-down pose estimation over the served models."""
 
     def __init__(
-        self, models: Mapping[str, ServedModel], *, default_pose: str, default_detector: str, max_people: int
+        self, models: Mapping[str, AnyServedModel], *, default_pose: str, default_detector: str, max_people: int
     ) -> None:
         self.models = models
         self.default_pose = default_pose
@@ -211,7 +212,7 @@ class Pipeline:
 
     # -- models --------------------------------------------------------------------------------------------------
 
-    def resolve(self, options: EstimateOptions) -> tuple[ServedModel, ServedModel | None]:
+    def resolve(self, options: EstimateOptions) -> tuple[PoseModel, DetectorModel | None]:
         """The pose model and detector a request uses (no detector when boxes are given).
 
         Raises:
@@ -221,7 +222,14 @@ class Pipeline:
         detector = None if options.boxes is not None else self.model(options.detector, Task.DETECT)
         return pose, detector
 
-    def model(self, name: str | None, task: Task) -> ServedModel:
+    @overload
+    def model(self, name: str | None, task: Literal[Task.POSE]) -> PoseModel: ...
+    @overload
+    def model(self, name: str | None, task: Literal[Task.DETECT]) -> DetectorModel: ...
+    @overload
+    def model(self, name: str | None, task: Task) -> AnyServedModel: ...
+
+    def model(self, name: str | None, task: Task) -> AnyServedModel:
         """The served model ``name`` (None: the default of ``task``).
 
         Raises:
@@ -233,7 +241,7 @@ class Pipeline:
         if served is None:
             names = sorted(n for n, m in self.models.items() if m.task is task)
             raise UnknownModelError(f"{option} {name!r} is not served; served {task.value} models: {names}")
-        if served.task is not task:
+        if not isinstance(served, SERVED_TYPES[task]):  # the class the overloads promise
             raise UnknownModelError(f"{option} {name!r} is a {served.task.value} model, not a {task.value} model")
         return served
 
@@ -243,7 +251,7 @@ class Pipeline:
         self,
         image: DecodedImage,
         *,
-        detector: str | ServedModel | None = None,
+        detector: str | DetectorModel | None = None,
         bbox_threshold: float | None = None,
         max_people: int | None = None,
         deadline: float,
@@ -268,7 +276,7 @@ class Pipeline:
         boxes: F32,
         box_scores: F32,
         *,
-        model: str | ServedModel | None = None,
+        model: str | PoseModel | None = None,
         flip_test: bool | None = None,
         deadline: float,
     ) -> PendingPoses:
@@ -304,8 +312,8 @@ class Pipeline:
         image: DecodedImage,
         plan: Callable[[Detections | None], P],
         *,
-        pose: ServedModel,
-        detector: ServedModel | None,
+        pose: PoseModel,
+        detector: DetectorModel | None,
         deadline: float,
         bbox_threshold: float | None = None,
         max_people: int | None = None,

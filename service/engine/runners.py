@@ -3,12 +3,18 @@
 A runner belongs to one instance thread, so it owns preallocated input buffers and
 reuses them for every batch: crops are warped straight into the uint8 batch buffer,
 then channel order and normalisation happen in one float32 pass into the NCHW buffer.
+
+Each runner also knows its own warm-up batch (:meth:`ModelRunner.warmup_batch`) and how
+to check its outputs at run time (:meth:`ModelRunner.check_output`), so whoever serves a
+model needs no per-task branches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -17,8 +23,7 @@ from service.engine.results import Detections
 from service.engine.session import InferenceSession
 from service.metrics import stage_timer
 from service.models.repository import InstalledModel
-from service.models.schema import DetectorOutput
-from service.vision.keypoints import KEYPOINT_SETS
+from service.models.schema import DetectorOutput, ModelConfigError
 from service.vision.postprocess import (
     decode_simcc,
     decode_yolox_raw,
@@ -31,6 +36,11 @@ from service.vision.preprocess import get_warp_matrices, letterbox, normalize_to
 
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
+
+J = TypeVar("J")  # one item's job
+R = TypeVar("R")  # one item's result
+
+WARMUP_SHAPE = (64, 48, 3)  # (H, W, 3) of the grey image the warm-up jobs are made of
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,11 @@ class CropJob:
     flip: bool = False
 
 
-class _Runner:
-    """Shared part: chunking for static batch sizes and padding to preferred sizes."""
+class ModelRunner(ABC, Generic[J, R]):
+    """One instance's work on a batch of jobs ``J``, one result ``R`` per job, in order.
+
+    The shared part: buffers, chunking for static batch sizes and padding to preferred sizes.
+    """
 
     def __init__(self, model: InstalledModel, session: InferenceSession, pad_sizes: Sequence[int]) -> None:
         self.model = model
@@ -93,8 +106,32 @@ class _Runner:
             chunks.append(self.session.run(self.output_names, {self.input_name: part}))
         return {name: np.concatenate([c[i] for c in chunks])[:rows] for i, name in enumerate(self.output_names)}
 
+    @abstractmethod
+    def __call__(self, jobs: Sequence[J]) -> list[R]:
+        """Run one batch: one result per job, in order."""
 
-class DetectorRunner(_Runner):
+    @abstractmethod
+    def warmup_batch(self, size: int) -> list[J]:
+        """``size`` jobs that exercise the whole batch path (pre-processing, the network, post-processing)."""
+
+    def check_output(self) -> None:
+        """Run one batch of zeros and check the output shapes the contract could not check statically.
+
+        The batch is 1, or the model's static batch size; symbolic dimensions are only known at run time.
+
+        Raises:
+            ModelConfigError: outputs of the wrong shape.
+        """
+        x = np.zeros((self.static_batch or 1, 3, self.height, self.width), np.float32)
+        outputs = self.session.run(self.output_names, {self.input_name: x})
+        self._check_outputs(dict(zip(self.output_names, outputs, strict=True)), len(x))
+
+    @abstractmethod
+    def _check_outputs(self, outputs: Mapping[str, np.ndarray], rows: int) -> None:
+        """Raise ModelConfigError when ``outputs`` of a ``rows``-row batch have the wrong shapes."""
+
+
+class DetectorRunner(ModelRunner[DetectJob, Detections]):
     """Letterbox -> detector -> person boxes in image pixels."""
 
     def __call__(self, jobs: Sequence[DetectJob]) -> list[Detections]:
@@ -130,15 +167,25 @@ class DetectorRunner(_Runner):
         dets = np.concatenate([boxes[keep], scores[keep, None]], axis=1).astype(np.float32)
         return dets, classes[keep].astype(np.int64)
 
+    def warmup_batch(self, size: int) -> list[DetectJob]:
+        return [DetectJob(np.full(WARMUP_SHAPE, 114, np.uint8), 0.5, 1)] * size
 
-class PoseRunner(_Runner):
+    def _check_outputs(self, outputs: Mapping[str, np.ndarray], rows: int) -> None:
+        if self.model.config.output_format is not DetectorOutput.DETS:
+            return  # a raw YOLOX head: the contract checks it statically ([N,A,5+C])
+        dets, labels = outputs["dets"], outputs["labels"]
+        if dets.ndim != 3 or dets.shape[2] != 5 or labels.shape != dets.shape[:2]:
+            raise ModelConfigError(f"{self.model.onnx_path}: dets {dets.shape} / labels {labels.shape} at run time, "
+                                   "expected [N,D,5] / [N,D]")  # fmt: skip
+
+
+class PoseRunner(ModelRunner[CropJob, F32]):
     """Affine crops -> RTMPose -> SimCC decode -> keypoints (x, y, score) in image pixels."""
 
     def __init__(self, model: InstalledModel, session: InferenceSession, pad_sizes: Sequence[int]) -> None:
         super().__init__(model, session, pad_sizes)
         config = model.config
-        assert config.keypoints is not None  # the schema requires it for pose models
-        self.flip_index = KEYPOINT_SETS[config.keypoints].flip_index
+        self.flip_index = config.keypoint_set.flip_index
         self.split_ratio = config.simcc_split_ratio
 
     def __call__(self, jobs: Sequence[CropJob]) -> list[F32]:
@@ -168,3 +215,16 @@ class PoseRunner(_Runner):
             points = keypoints_to_image(locs, centers, scales, size)
             keypoints = np.concatenate([points, scores[..., None]], axis=-1).astype(np.float32)
         return list(keypoints)
+
+    def warmup_batch(self, size: int) -> list[CropJob]:
+        image = np.full(WARMUP_SHAPE, 114, np.uint8)
+        center, scale = np.array([24, 32], np.float32), np.array([48, 64], np.float32)
+        return [CropJob(image, center, scale)] * size
+
+    def _check_outputs(self, outputs: Mapping[str, np.ndarray], rows: int) -> None:
+        config = self.model.config
+        for name, side in (("simcc_x", self.width), ("simcc_y", self.height)):
+            expected = (rows, config.num_keypoints, round(side * config.simcc_split_ratio))
+            if outputs[name].shape != expected:
+                raise ModelConfigError(f"{self.model.onnx_path}: output '{name}' has shape {outputs[name].shape} "
+                                       f"at run time, expected {expected}")  # fmt: skip

@@ -1,31 +1,43 @@
-"""A model being served: its repository entry, its instances (sessions + runners) and its Batcher."""
+"""A model being served: its repository entry, its instances (sessions + runners) and its Batcher.
+
+``ServedModel[J, R]`` is generic over one item's job and result, so a Batcher's futures
+carry their type: :class:`PoseModel` is ``ServedModel[CropJob, F32]`` (a crop in, its
+(K, 3) keypoints out), :class:`DetectorModel` ``ServedModel[DetectJob, Detections]``.
+They are distinct classes so that ``isinstance`` tells them apart, and each names its
+runner: the runners own their warm-up batch and output check, so nothing here branches
+on the task but the one table, :data:`SERVED_TYPES`.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import Generic, Self, TypeVar
 
 from service.config import Settings, cpu_count
 from service.devices import Backend, Precision, parse_device
 from service.engine.batcher import Batcher, BatchPolicy
-from service.engine.runners import CropJob, DetectJob, DetectorRunner, PoseRunner
-from service.engine.session import CUDA, TENSORRT, SessionInfo, open_session
+from service.engine.results import Detections
+from service.engine.runners import F32, CropJob, DetectJob, DetectorRunner, ModelRunner, PoseRunner
+from service.engine.session import CUDA, TENSORRT, InferenceSession, SessionInfo, open_session
 from service.models.repository import InstalledModel
-from service.models.schema import DetectorOutput, ModelConfigError, Task
+from service.models.schema import Task
 
 logger = logging.getLogger(__name__)
 
+J = TypeVar("J")  # one item's job
+R = TypeVar("R")  # one item's result
+
 
 @dataclass
-class ServedModel:
+class ServedModel(ABC, Generic[J, R]):
     model: InstalledModel
-    batcher: Batcher  # type: ignore[type-arg]
-    runners: list[DetectorRunner] | list[PoseRunner]
+    batcher: Batcher[J, R]
+    runners: Sequence[ModelRunner[J, R]]
     sessions: list[SessionInfo]
 
     @property
@@ -68,15 +80,55 @@ class ServedModel:
     def warmup(self) -> float:
         """Run every warm-up batch size once on every instance; returns the seconds it took."""
         start = time.perf_counter()
-        image = np.full((64, 48, 3), 114, np.uint8)
         for runner in self.runners:
             for size in self.warmup_sizes():
-                if isinstance(runner, PoseRunner):
-                    center, scale = np.array([24, 32], np.float32), np.array([48, 64], np.float32)
-                    runner([CropJob(image, center, scale)] * size)
-                else:
-                    runner([DetectJob(image, 0.5, 1)] * size)
+                runner(runner.warmup_batch(size))
         return time.perf_counter() - start
+
+    @classmethod
+    def load(
+        cls,
+        model: InstalledModel,
+        settings: Settings,
+        trt_cache: Path,
+        *,
+        more_expected: Callable[[], bool] | None = None,
+    ) -> Self:
+        """Open ``count`` sessions on the model's device, build runners and the Batcher (not started).
+
+        Args:
+            more_expected: the Batcher's hint that more items may arrive soon (see ``Batcher``).
+
+        Raises:
+            ModelConfigError: outputs of the wrong shape at run time. DeviceUnavailableError: the device or backend.
+        """
+        runners, infos = _instances(model, settings, trt_cache, cls.runner)
+        return cls(model, _batcher(model, runners, more_expected), runners, infos)
+
+    @classmethod
+    @abstractmethod
+    def runner(cls, model: InstalledModel, session: InferenceSession, pad_sizes: Sequence[int]) -> ModelRunner[J, R]:
+        """One instance's runner."""
+
+
+class PoseModel(ServedModel[CropJob, F32]):
+    """A served pose model: one person crop in, its (K, 3) keypoints (x, y, score) out."""
+
+    @classmethod
+    def runner(cls, model: InstalledModel, session: InferenceSession, pad_sizes: Sequence[int]) -> PoseRunner:
+        return PoseRunner(model, session, pad_sizes)
+
+
+class DetectorModel(ServedModel[DetectJob, Detections]):
+    """A served detector: one image in, its person boxes out."""
+
+    @classmethod
+    def runner(cls, model: InstalledModel, session: InferenceSession, pad_sizes: Sequence[int]) -> DetectorRunner:
+        return DetectorRunner(model, session, pad_sizes)
+
+
+AnyServedModel = PoseModel | DetectorModel
+SERVED_TYPES: dict[Task, type[PoseModel] | type[DetectorModel]] = {Task.POSE: PoseModel, Task.DETECT: DetectorModel}
 
 
 def _threads(model: InstalledModel, settings: Settings) -> int:
@@ -92,46 +144,24 @@ def _threads(model: InstalledModel, settings: Settings) -> int:
     return max(1, cpu_count() // model.config.instances.count)
 
 
-def check_runtime_shapes(runner: DetectorRunner | PoseRunner) -> None:
-    """Run batch 1 and check the output shapes the contract could not check statically (symbolic dims).
-
-    Raises:
-        ModelConfigError: outputs of the wrong shape.
-    """
-    config = runner.model.config
-    x = np.zeros((1, 3, runner.height, runner.width), np.float32)
-    if runner.static_batch:
-        x = np.zeros((runner.static_batch, *x.shape[1:]), np.float32)
-    outputs = dict(
-        zip(runner.output_names, runner.session.run(runner.output_names, {runner.input_name: x}), strict=True)
-    )
-    where = runner.model.onnx_path
-    if config.task is Task.POSE:
-        k = config.num_keypoints
-        for name, side in (("simcc_x", runner.width), ("simcc_y", runner.height)):
-            expected = (len(x), k, round(side * config.simcc_split_ratio))
-            if outputs[name].shape != expected:
-                raise ModelConfigError(f"{where}: output '{name}' has shape {outputs[name].shape} at run time, "
-                                       f"expected {expected}")  # fmt: skip
-    elif config.output_format is DetectorOutput.DETS:
-        dets, labels = outputs["dets"], outputs["labels"]
-        if dets.ndim != 3 or dets.shape[2] != 5 or labels.shape != dets.shape[:2]:
-            raise ModelConfigError(f"{where}: dets {dets.shape} / labels {labels.shape} at run time, "
-                                   "expected [N,D,5] / [N,D]")  # fmt: skip
-
-
 def load_served_model(
     model: InstalledModel,
     settings: Settings,
     trt_cache: Path,
     *,
     more_expected: Callable[[], bool] | None = None,
-) -> ServedModel:
-    """Open ``count`` sessions on the model's device, build runners and the Batcher (not started).
+) -> AnyServedModel:
+    """The served model of ``model``'s task, loaded (see :meth:`ServedModel.load`)."""
+    return SERVED_TYPES[model.config.task].load(model, settings, trt_cache, more_expected=more_expected)
 
-    Args:
-        more_expected: the Batcher's hint that more items may arrive soon (see ``Batcher``).
-    """
+
+def _instances(
+    model: InstalledModel,
+    settings: Settings,
+    trt_cache: Path,
+    runner: Callable[[InstalledModel, InferenceSession, Sequence[int]], ModelRunner[J, R]],
+) -> tuple[list[ModelRunner[J, R]], list[SessionInfo]]:
+    """One session and runner per instance; the first runner checks the outputs at run time."""
     config = model.config
     device = parse_device(settings.device or config.instances.device)
     backend = settings.backend or config.instances.backend
@@ -146,16 +176,21 @@ def load_served_model(
     on_gpu = infos[0].provider in (CUDA, TENSORRT)
     pad = config.batching.pad_to_preferred if config.batching.pad_to_preferred is not None else on_gpu
     pad_sizes = config.batching.preferred_batch_sizes if pad else ()
-    runner_type = PoseRunner if config.task is Task.POSE else DetectorRunner
-    runners = [runner_type(model, session, pad_sizes) for session, _ in sessions]
-    check_runtime_shapes(runners[0])
+    runners = [runner(model, session, pad_sizes) for session, _ in sessions]
+    runners[0].check_output()
     if model.io.static_batch:
         logger.info("%s: static batch size %d: batches run in chunks of that size", model.name, model.io.static_batch)
+    return runners, infos
+
+
+def _batcher(
+    model: InstalledModel, runners: Sequence[ModelRunner[J, R]], more_expected: Callable[[], bool] | None
+) -> Batcher[J, R]:
+    batching = model.config.batching
     policy = BatchPolicy(
-        max_batch_size=config.batching.max_batch_size,
-        max_queue_delay_s=config.batching.max_queue_delay_ms / 1000.0,
-        preferred_batch_sizes=config.batching.preferred_batch_sizes,
-        max_queue_size=config.batching.max_queue_size,
+        max_batch_size=batching.max_batch_size,
+        max_queue_delay_s=batching.max_queue_delay_ms / 1000.0,
+        preferred_batch_sizes=batching.preferred_batch_sizes,
+        max_queue_size=batching.max_queue_size,
     )
-    batcher: Batcher = Batcher(model.name, runners, policy, more_expected=more_expected)  # type: ignore[type-arg]
-    return ServedModel(model=model, batcher=batcher, runners=runners, sessions=infos)  # type: ignore[arg-type]
+    return Batcher(model.name, runners, policy, more_expected=more_expected)

@@ -33,7 +33,7 @@ class OneEuroParams(BaseModel):
     d_cutoff_hz: float = Field(1.0, gt=0, le=1000, description="Cutoff of the speed estimate itself, Hz.")
 
 
-def _alpha(cutoff_hz: F32 | float, dt: float) -> F32:
+def _alpha(cutoff_hz: npt.ArrayLike, dt: float) -> F32:
     tau = 1.0 / (2.0 * np.pi * np.asarray(cutoff_hz, np.float32))
     return (1.0 / (1.0 + tau / dt)).astype(np.float32)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from typing import TypeGuard
 
 import onnx
 from onnx import TensorProto, helper, shape_inference
@@ -87,7 +88,7 @@ def _shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
     return shapes
 
 
-def _known(shape: list[int | None] | None) -> bool:
+def _known(shape: list[int | None] | None) -> TypeGuard[list[int]]:
     return shape is not None and all(d is not None for d in shape)
 
 

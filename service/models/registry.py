@@ -3,7 +3,8 @@
 
 Every URL, input size, keypoint set, parameter count, FLOP count and accuracy
 figure below is taken from ``shared/model_zoo.md`` (itself read from the
-OpenMMLab and rtmlib sources it cites). Models published only as PyTorch
+OpenMMLab and rtmlib sources it cites); ``published.py`` holds the accuracy
+figures as structured rows. Models published only as PyTorch
 checkpoints carry ``export_required=True`` and their ``.pth`` URL: see
 README.md "Exporting a checkpoint with MMDeploy".
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypedDict, Unpack
 
+from service.models.published import PUBLISHED, PublishedFigure
 from service.models.schema import DetectorOutput, Task
 
 _P = "https://download.openmmlab.com/mmpose/v1/projects/rtmposev1/onnx_sdk/"
@@ -55,6 +58,11 @@ class RegistryEntry:
     notes: str = ""
 
     @property
+    def published(self) -> tuple[PublishedFigure, ...]:
+        """The published accuracy rows of this model (``published.py``; none where the docs give none)."""
+        return PUBLISHED.get(self.name, ())
+
+    @property
     def export_required(self) -> bool:
         return self.format is SourceFormat.PTH
 
@@ -78,27 +86,51 @@ class RegistryEntry:
         return f"{order} mean {list(self.mean)} std {list(self.std)}"
 
 
+class _Published(TypedDict, total=False):
+    """The optional :class:`RegistryEntry` fields a table row gives."""
+
+    params_m: float | None
+    flops_g: float | None
+    accuracy: str
+    data: str
+    output_format: DetectorOutput
+    score_threshold: float
+    nms_iou_threshold: float
+    notes: str
+
+
 def _pose(
-    name: str, arch: str, keypoints: str, hw: tuple[int, int], url: str, *, family: str = "rtmpose", **kw: object
+    name: str,
+    arch: str,
+    keypoints: str,
+    hw: tuple[int, int],
+    url: str,
+    *,
+    family: str = "rtmpose",
+    **kw: Unpack[_Published],
 ) -> RegistryEntry:
     fmt = SourceFormat.PTH if url.endswith(".pth") else SourceFormat.SDK_ZIP
     member = "end2end.onnx" if fmt is SourceFormat.SDK_ZIP else None
     return RegistryEntry(
         name=name, task=Task.POSE, family=family, arch=arch, keypoints=keypoints,
-        input_size=(hw[1], hw[0]), url=url, format=fmt, member=member, **kw,  # type: ignore[arg-type]
+        input_size=(hw[1], hw[0]), url=url, format=fmt, member=member, **kw,
     )  # fmt: skip
 
 
-def _det(name: str, family: str, arch: str, side: int, url: str, **kw: object) -> RegistryEntry:
+def _det(
+    name: str, family: str, arch: str, side: int, url: str, *, member: str = "end2end.onnx", **kw: Unpack[_Published]
+) -> RegistryEntry:
+    """``member``: the ONNX inside an SDK zip (unused for a .pth or .onnx URL)."""
+    zip_member: str | None
     if url.endswith(".pth"):
-        fmt, member = SourceFormat.PTH, None
+        fmt, zip_member = SourceFormat.PTH, None
     elif url.endswith(".onnx"):
-        fmt, member = SourceFormat.ONNX, None
+        fmt, zip_member = SourceFormat.ONNX, None
     else:
-        fmt, member = SourceFormat.SDK_ZIP, str(kw.pop("member", "end2end.onnx"))
+        fmt, zip_member = SourceFormat.SDK_ZIP, member
     return RegistryEntry(
         name=name, task=Task.DETECT, family=family, arch=arch, input_size=(side, side),
-        url=url, format=fmt, member=member, **kw,  # type: ignore[arg-type]
+        url=url, format=fmt, member=zip_member, **kw,
     )  # fmt: skip
 
 

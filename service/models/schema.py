@@ -14,7 +14,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.devices import Backend, Precision, parse_device
-from service.vision.keypoints import KEYPOINT_SETS
+from service.vision.keypoints import KEYPOINT_SETS, KeypointSet
 
 CONFIG_FILE = "config.toml"
 
@@ -148,10 +148,15 @@ class ModelConfig(_Strict):
         return self
 
     @property
-    def num_keypoints(self) -> int:
+    def keypoint_set(self) -> KeypointSet:
+        """A pose model's keypoint set (the validator guarantees one); AttributeError for a detector."""
         if self.keypoints is None:
             raise AttributeError(f"{self.name} is a detector: it has no keypoints")
-        return KEYPOINT_SETS[self.keypoints].num_keypoints
+        return KEYPOINT_SETS[self.keypoints]
+
+    @property
+    def num_keypoints(self) -> int:
+        return self.keypoint_set.num_keypoints
 
     def to_toml_dict(self) -> dict[str, Any]:
         """Plain dict for ``tomli_w``: enums as strings, tuples as lists, unset optionals left out."""

@@ -37,7 +37,8 @@ class PoseOptions(BaseModel):
     @classmethod
     def _boxes_from_json(cls, value: Any) -> Any:
         if isinstance(value, str | bytes):
-            check_box_count(boxes_in_text(value.count("[" if isinstance(value, str) else b"[")))
+            brackets = value.count("[") if isinstance(value, str) else value.count(b"[")
+            check_box_count(boxes_in_text(brackets))
             try:
                 return json.loads(value)
             except json.JSONDecodeError as exc:

@@ -123,8 +123,9 @@ class StreamSlot:
             session.close_input()
 
         def done(task: asyncio.Task[None]) -> None:
-            if not task.cancelled() and task.exception() is not None:
-                session.fail(task.exception())  # never silently: the stream ends with it
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                session.fail(error)  # never silently: the stream ends with it
 
         if self.draining:
             return  # shutting down already: nothing more is taken

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import simplejpeg
+from cv2.typing import MatLike
 from numpy.typing import ArrayLike, NDArray
 from PIL import (
     BmpImagePlugin,
@@ -271,8 +272,9 @@ def decode_probed(data: bytes, probe: ImageProbe) -> DecodedImage:
     """
     fmt, header, factor = probe.format, probe.header, probe.factor
     width, height = probe.width, probe.height
-    orientation = _exif_orientation(header, fmt)  # read before decoding: PNG can grow it while loading
+    orientation = _exif_orientation(header)  # read before decoding: PNG can grow it while loading
 
+    bgr: NDArray[np.uint8] | None
     if fmt == "jpeg":
         bgr = _decode_jpeg(data, factor, width, height)
     else:
@@ -283,7 +285,7 @@ def decode_probed(data: bytes, probe: ImageProbe) -> DecodedImage:
         raise InvalidImageError(f"decoded {bgr.shape[1]}x{bgr.shape[0]} differs from the header's {width}x{height}")
     if fmt == "tiff":
         # Pillow turns TIFFs upright itself while loading (and then drops the tag), older ones did not
-        orientation = _exif_orientation(header, fmt)
+        orientation = _exif_orientation(header)
 
     bgr = _apply_orientation(bgr, orientation)
     if orientation >= 5:  # the transposing orientations swap the sides
@@ -352,11 +354,11 @@ def _read_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
         raise InvalidImageError(f"not a valid {fmt.upper()} image: {exc or type(exc).__name__}") from None
 
 
-def _exif_orientation(header: ImageFile.ImageFile, fmt: str) -> int:
+def _exif_orientation(header: ImageFile.ImageFile) -> int:
     """The EXIF orientation (1-8) from the header; 1 when absent or unreadable."""
     try:
-        if fmt == "tiff":
-            value = header.tag_v2.get(_ORIENTATION_TAG)  # type: ignore[attr-defined]
+        if isinstance(header, TiffImagePlugin.TiffImageFile):
+            value = header.tag_v2.get(_ORIENTATION_TAG)
         else:
             raw = header.info.get("exif")  # not getexif(): on PNG that decodes the whole image
             if not raw:
@@ -372,7 +374,7 @@ def _exif_orientation(header: ImageFile.ImageFile, fmt: str) -> int:
 def _decode_jpeg(data: bytes, factor: int, width: int, height: int) -> NDArray[np.uint8]:
     """Strict libjpeg-turbo decode at 1/``factor`` scale: any decoder warning is an InvalidImageError."""
     try:
-        return simplejpeg.decode_jpeg(  # type: ignore[no-any-return]
+        return simplejpeg.decode_jpeg(
             data, colorspace="BGR", min_factor=factor, min_width=-(-width // factor), min_height=-(-height // factor),
             strict=True,
         )  # fmt: skip
@@ -382,9 +384,15 @@ def _decode_jpeg(data: bytes, factor: int, width: int, height: int) -> NDArray[n
 
 def _decode_cv2(data: bytes) -> NDArray[np.uint8] | None:
     try:
-        return cv2.imdecode(np.frombuffer(data, np.uint8), _CV2_FLAGS)
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _CV2_FLAGS)
     except cv2.error:
         return None
+    return None if bgr is None else _u8(bgr)
+
+
+def _u8(image: MatLike) -> NDArray[np.uint8]:
+    """An OpenCV result on 8-bit input as the uint8 array it is (OpenCV's stubs type results as any depth); no copy."""
+    return np.asarray(image, np.uint8)
 
 
 def _decode_pil(header: ImageFile.ImageFile) -> NDArray[np.uint8]:
@@ -393,10 +401,10 @@ def _decode_pil(header: ImageFile.ImageFile) -> NDArray[np.uint8]:
         header.seek(0)
         if header.mode in _SIXTEEN_BIT_MODES:
             gray = (np.asarray(header).astype(np.uint16) >> 8).astype(np.uint8)
-            return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+            return _u8(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
         if header.mode in ("I", "F") or header.mode.startswith("I;"):
             raise UnsupportedImageTypeError(f"{header.mode!r} samples (32-bit integer or float) are not supported")
-        return cv2.cvtColor(np.asarray(header.convert("RGB")), cv2.COLOR_RGB2BGR)
+        return _u8(cv2.cvtColor(np.asarray(header.convert("RGB")), cv2.COLOR_RGB2BGR))
     except ImageError:
         raise
     except MemoryError:
@@ -410,17 +418,17 @@ def _decode_pil(header: ImageFile.ImageFile) -> NDArray[np.uint8]:
 def _apply_orientation(image: NDArray[np.uint8], orientation: int) -> NDArray[np.uint8]:
     """Turn a stored image upright for EXIF orientation 1-8 (as PIL ``ImageOps.exif_transpose``)."""
     if orientation == 2:
-        return cv2.flip(image, 1)
+        return _u8(cv2.flip(image, 1))
     if orientation == 3:
-        return cv2.rotate(image, cv2.ROTATE_180)
+        return _u8(cv2.rotate(image, cv2.ROTATE_180))
     if orientation == 4:
-        return cv2.flip(image, 0)
+        return _u8(cv2.flip(image, 0))
     if orientation == 5:
-        return cv2.transpose(image)
+        return _u8(cv2.transpose(image))
     if orientation == 6:
-        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+        return _u8(cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE))
     if orientation == 7:
-        return cv2.rotate(cv2.transpose(image), cv2.ROTATE_180)
+        return _u8(cv2.rotate(cv2.transpose(image), cv2.ROTATE_180))
     if orientation == 8:
-        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+        return _u8(cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE))
     return image

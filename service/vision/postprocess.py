@@ -142,7 +142,8 @@ def detections_to_boxes(
     labels = np.asarray(labels).reshape(-1)
     keep = (labels == person_class) & (dets[:, 4] > score_threshold)
     ratio_xy = np.broadcast_to(np.asarray(ratio, dtype=np.float32), (2,))
-    boxes = dets[keep, :4] / np.tile(ratio_xy, 2)
+    boxes = dets[keep, :4]  # a copy (boolean index): divided in place
+    boxes /= np.tile(ratio_xy, 2)
     width, height = image_size
     np.clip(boxes[:, 0::2], 0.0, width, out=boxes[:, 0::2])
     np.clip(boxes[:, 1::2], 0.0, height, out=boxes[:, 1::2])

@@ -55,7 +55,9 @@ def options_message(values: Mapping[str, Any]) -> pb.Options:
     return message
 
 
-def people(result: PoseResult, shown: npt.NDArray[np.bool_], track_ids: Sequence[int] | None = None) -> list[pb.Person]:
+def people(
+    result: PoseResult, shown: npt.NDArray[np.bool_], track_ids: npt.NDArray[np.int64] | Sequence[int] | None = None
+) -> list[pb.Person]:
     """Every person of ``result`` as ``Person`` messages.
 
     Args:
@@ -68,9 +70,10 @@ def people(result: PoseResult, shown: npt.NDArray[np.bool_], track_ids: Sequence
     scores = result.scores.tolist()
     visible = shown.tolist()
     keypoints = result.keypoints.tolist()
+    ids = [0] * len(boxes) if track_ids is None else [int(t) for t in track_ids]
     for i, (x1, y1, x2, y2) in enumerate(boxes):
         person = pb.Person(bbox=pb.Box(x1=x1, y1=y1, x2=x2, y2=y2), bbox_score=bbox_scores[i], score=scores[i],
-                           track_id=track_ids[i] if track_ids is not None else 0)  # fmt: skip
+                           track_id=ids[i])  # fmt: skip
         person.keypoints.extend(
             pb.Keypoint(x=x, y=y, score=s, visible=v) for (x, y, s), v in zip(keypoints[i], visible[i], strict=True)
         )

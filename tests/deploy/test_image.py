@@ -30,7 +30,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.deploy.tools import ROOT
-from tests.integration.server import free_port
+from tests.helpers import free_port
 from tests.oracles import draw_scene
 
 pytestmark = pytest.mark.image

@@ -19,8 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.wire._proto.pose.v1 import pose_pb2 as pb
 from service.wire._proto.pose.v1 import pose_pb2_grpc
 from tests.deploy.tools import ROOT, adapter_rules, alert_rules, dashboard_queries, load_yaml
-from tests.integration.conftest import build_repository
-from tests.integration.server import Server, free_port, start_server
+from tests.helpers import Server, build_repository, free_port, start_server
 from tests.oracles import draw_scene
 
 # labels Prometheus (target labels) or the Prometheus Operator add to every series

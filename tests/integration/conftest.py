@@ -7,24 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.server import Server, start_server
-from tests.oracles import (
-    BANDS,
-    POSE_FIELDS,
-    install_detector_oracle,
-    install_model,
-    install_pose_oracle,
-    poisoned_pose_oracle,
-)
-
-
-def build_repository(root: Path) -> Path:
-    """Body (COCO-17) and whole-body (133) pose oracles, a detector oracle, and a model that fails on green."""
-    install_pose_oracle(root, "pose-oracle", batching={"max_batch_size": 16, "max_queue_delay_ms": 5})
-    install_pose_oracle(root, "wholebody-oracle", keypoints="wholebody133")
-    install_detector_oracle(root, "detector-oracle", bands=BANDS)
-    install_model(root, "poisoned-oracle", poisoned_pose_oracle(), **POSE_FIELDS)
-    return root
+from tests.helpers import Server, build_repository, start_server
 
 
 @pytest.fixture(scope="session")

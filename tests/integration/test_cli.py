@@ -15,8 +15,7 @@ from pycocotools.coco import COCO
 
 from service.models.install import import_file
 from service.models.repository import ModelRepository
-from tests.integration.server import ROOT
-from tests.integration.test_http import MARKER, PERSON, png, scene
+from tests.helpers import MARKER, PERSON, ROOT, png, scene
 from tests.oracles import BANDS, install_detector_oracle, install_pose_oracle
 
 

@@ -17,8 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from service.wire._proto.pose.v1 import pose_pb2 as pb
 from service.wire._proto.pose.v1 import pose_pb2_grpc
-from tests.integration.server import ROOT, Server
-from tests.integration.test_http import MARKER, PERSON, PNG, SCENE, png, scene
+from tests.helpers import MARKER, PERSON, PNG, ROOT, SCENE, Server, error_of, png, raw, scene
 
 RAW = scene()  # BGR, 640x480
 
@@ -34,19 +33,6 @@ def channel(server: Server) -> Iterator[grpc.Channel]:
 @pytest.fixture(scope="module")
 def stub(channel: grpc.Channel) -> pose_pb2_grpc.PoseServiceStub:
     return pose_pb2_grpc.PoseServiceStub(channel)
-
-
-def raw(image: np.ndarray, *, rgb: bool = False) -> pb.Image:
-    pixels = image[..., ::-1] if rgb else image
-    fmt = pb.RGB8 if rgb else pb.BGR8
-    return pb.Image(raw=pb.RawImage(pixels=np.ascontiguousarray(pixels).tobytes(), width=image.shape[1],
-                                    height=image.shape[0], format=fmt))  # fmt: skip
-
-
-def error_of(call: grpc.RpcError) -> tuple[grpc.StatusCode, str, str]:
-    """(status code, details, the pose-error-code trailing metadata) of a failed call."""
-    trailing = dict(call.trailing_metadata() or ())  # type: ignore[attr-defined]
-    return call.code(), call.details(), trailing.get("pose-error-code", "")  # type: ignore[attr-defined]
 
 
 def as_http(response: pb.EstimateResponse) -> list[dict]:

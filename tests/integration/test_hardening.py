@@ -1,9 +1,12 @@
 """Hostile and heavy clients against the real server (issue 12), each row of the issue's table as a test.
 
 One server with small queues (8 pose items, 4 people per image: two requests admitted at
-once), a slow pose model (a batch of 4 crops takes 0.3 s or more), a 700 MB decode budget and short read
-timeouts serves most rows; shutdown and start-up refusals get their own processes. All
-traffic goes to 127.0.0.1.
+once), a slow pose model (sized from this machine's measured speed: about 0.1 s a crop or
+more, 4 crops a batch), a 700 MB decode budget and short read timeouts serves most rows;
+shutdown and start-up refusals get their own processes. Where a test needs work to take
+time, its numbers come from the model's measured speed (``slow``); where it needs a state
+(a batch running, crops queued, a request in flight), it waits for the metric that shows
+it. All traffic goes to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,33 +23,55 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import grpc
 import httpx
 import numpy as np
 import pytest
 
-from tests.integration.server import Server, healthz_probe, start_server
-from tests.integration.test_grpc_operations import metric
-from tests.integration.test_http import PNG, SCENE, error_code, jpeg, png, scene
-from tests.oracles import BANDS, POSE_FIELDS, install_detector_oracle, install_model, slow_pose_oracle
+from service.wire._proto.pose.v1 import pose_pb2 as pb
+from service.wire._proto.pose.v1 import pose_pb2_grpc
+from tests.helpers import (
+    PNG,
+    SCENE,
+    Server,
+    SlowPose,
+    boxes_param,
+    error_code,
+    error_of,
+    grpc_boxes,
+    healthz_probe,
+    jpeg,
+    metric,
+    png,
+    raw,
+    scene,
+    settle,
+    slow_pose,
+    slow_repo,
+    start_server,
+    wait_for,
+)
 
 BUDGET = 700_000_000  # the least that serves a 50 MP PNG (10 + 3 bytes per pixel), with a little room
 HEADER_TIMEOUT_S, BODY_TIMEOUT_S, KEEPALIVE_S = 1.0, 2.0, 1.0
-FOUR_BOXES = json.dumps([[10, 10, 200, 300]] * 4)
-SIXTEEN_BOXES = json.dumps([[10, 10, 200, 300]] * 16)
-
-
-def slow_repo(root: Path, *, kernel: int = 15, **batching: int) -> Path:
-    install_model(root, "pose", slow_pose_oracle((192, 256), [0] * 17, out_channels=128, kernel=kernel),
-                  **POSE_FIELDS, batching={"max_queue_delay_ms": 0, **batching})  # fmt: skip
-    install_detector_oracle(root, "det", bands=BANDS)
-    return root
+FOUR_BOXES = boxes_param(4)
+ITEMS = {"name": "pose_items_total", "model": "pose"}  # crops run (counted when their batch starts)
+QUEUED = {"name": "pose_queue_depth", "model": "pose"}
+CANCELLED = {"name": "pose_rejected_total", "reason": "cancelled"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def slow() -> SlowPose:
+    """The served pose model: 0.1 s a crop or more here, 4 crops a batch."""
+    return slow_pose(0.1)
+
+
+@pytest.fixture(scope="module")
+def server(slow: SlowPose, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("hardening")
     running = start_server(
-        slow_repo(root / "repo", kernel=21, max_batch_size=4, max_queue_size=8), root / "server.log", POSE_MODEL="pose",
+        slow_repo(root / "repo", slow.layers, max_batch_size=4, max_queue_size=8), root / "server.log",
+        POSE_MODEL="pose",
         POSE_DETECTOR="det", POSE_MAX_PEOPLE="4", POSE_DECODE_BUDGET_BYTES=str(BUDGET),
         POSE_HTTP_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S), POSE_HTTP_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
         POSE_HTTP_KEEPALIVE_TIMEOUT_S=str(KEEPALIVE_S),
@@ -56,15 +81,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def answered(server: Server, code: str) -> float:
-    return metric(server, rf'pose_requests_total\{{code="{code}",endpoint="/v1/pose",protocol="http"\}}')
-
-
-def settle(server: Server) -> None:
-    """Wait until no request is in flight and the pose queue is empty (the previous test's work is over)."""
-    end = time.monotonic() + 30
-    while metric(server, r'pose_requests_in_progress\{protocol="http"\}') or metric(server, r"pose_queue_depth"):
-        assert time.monotonic() < end, "the server never went idle"
-        time.sleep(0.05)
+    return metric(server, "pose_requests_total", code=code, endpoint="/v1/pose", protocol="http")
 
 
 def peak_rss(server: Server) -> int:
@@ -116,11 +133,14 @@ def test_forty_size_bombs_at_once_stay_in_memory_bounds_and_are_all_refused(serv
 
 
 def test_a_size_bomb_alone_is_invalid_image_and_nothing_reaches_the_log_stream(server: Server) -> None:
-    response = httpx.post(server.url + "/v1/pose", content=size_bomb(), headers={"Content-Type": "image/jpeg"})
+    response = httpx.post(server.url + "/v1/pose", content=size_bomb(),
+                          headers={"Content-Type": "image/jpeg", "X-Request-ID": "size-bomb-alone"})  # fmt: skip
     assert response.status_code == 400
     assert error_code(response) == "invalid_image"
     assert "premature end of data segment" in response.json()["error"]["message"]
-    time.sleep(0.2)
+    # the access line is written once the answer is out, so after anything the decode could have printed
+    wait_for(lambda: any('"size-bomb-alone"' in line and '"status": ' in line for line in server.logs().splitlines()),
+             "no access line for the request")  # fmt: skip
     json_lines(server)  # every line of stdout and stderr is a JSON log record: libjpeg printed nothing
 
 
@@ -128,13 +148,14 @@ def test_a_size_bomb_alone_is_invalid_image_and_nothing_reaches_the_log_stream(s
 
 
 def half_upload(server: Server, content_type: str, body: bytes) -> None:
-    """Send the headers and the first tenth of ``body``, then hang up."""
-    port = int(server.url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    """Send the headers and the first tenth of ``body``; hang up once the server reads it; wait for the 499."""
+    gone = answered(server, "499")
+    with connection(server) as sock:
         head = (f"POST /v1/pose HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
         sock.sendall(head.encode() + body[: len(body) // 10])
-        time.sleep(0.05)
+        wait_for(lambda: metric(server, "pose_requests_in_progress", protocol="http") == 1, "the upload never began")
+    wait_for(lambda: answered(server, "499") > gone, "the hang-up was never seen")
 
 
 def test_clients_that_hang_up_mid_upload_are_client_disconnects_never_500(server: Server) -> None:
@@ -152,10 +173,7 @@ def test_clients_that_hang_up_mid_upload_are_client_disconnects_never_500(server
     for content_type, body in bodies.items():
         for _ in range(3):
             half_upload(server, content_type, body)
-    end = time.monotonic() + 10
-    while answered(server, "499") - gone < 9:
-        assert time.monotonic() < end, f"only {answered(server, '499') - gone} of 9 hang-ups were seen"
-        time.sleep(0.05)
+    assert answered(server, "499") - gone == 9
     assert answered(server, "500") == five_hundreds
     records = json_lines(server)
     assert not [r for r in records if r["level"] == "ERROR"], "a hang-up is no error"
@@ -173,45 +191,45 @@ async def hang_up_after(port: int, seconds: float, request: bytes) -> None:
     await writer.wait_closed()
 
 
-def test_six_hundred_clients_that_hang_up_leave_no_work_behind(server: Server) -> None:
+def test_six_hundred_clients_that_hang_up_leave_no_work_behind(server: Server, slow: SlowPose) -> None:
     settle(server)
+    batch_s = slow.seconds(4)  # the least a batch of 4 crops takes
+    hang_up_s = min(0.05, batch_s / 4)  # before any admitted request's work (a batch at least) can be done
     before = {code: answered(server, code) for code in ("200", "499", "500")}
-    ran = metric(server, r'pose_items_total\{model="pose"\}')
-    cancelled = metric(server, r'pose_rejected_total\{reason="cancelled"\}')
+    ran = metric(server, **ITEMS)
     image = png(scene())
-    request = (f"POST /v1/pose?boxes={FOUR_BOXES.replace(' ', '')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    request = (f"POST /v1/pose?boxes={FOUR_BOXES} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                f"Content-Type: image/png\r\nContent-Length: {len(image)}\r\n\r\n").encode() + image  # fmt: skip
-    port = int(server.url.rsplit(":", 1)[1])
 
     async def storm() -> None:
-        await asyncio.gather(*(hang_up_after(port, 0.05, request) for _ in range(600)))
+        await asyncio.gather(*(hang_up_after(server.port, hang_up_s, request) for _ in range(600)))
 
     asyncio.run(storm())
     start = time.monotonic()
     served = httpx.post(server.url + "/v1/pose", params={"boxes": FOUR_BOXES}, content=image, headers=PNG, timeout=30)
     assert served.status_code == 200, "the abandoned requests' work does not hold the queue"
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 5 + 2 * batch_s  # a batch the storm left running, then this one's
     settle(server)
     after = {code: answered(server, code) for code in ("200", "499", "500")}
     assert after["500"] == before["500"]
     assert after["200"] - before["200"] == 1, "no abandoned request ran to its answer"
     assert after["499"] > before["499"]
-    crops_ran = metric(server, r'pose_items_total\{model="pose"\}') - ran - 4
+    crops_ran = metric(server, **ITEMS) - ran - 4
     assert crops_ran <= 4 * (after["499"] - before["499"]), "at most the batch running at each hang-up ran"
 
-    # two admitted clients whose crops are queued (4 per batch, a batch takes 0.3 s or more) hang up after 0.1 s:
-    # the first one's batch is running then, the second one's crops wait and are skipped
-    ran = metric(server, r'pose_items_total\{model="pose"\}')
-
-    async def two() -> None:
-        await asyncio.gather(*(hang_up_after(port, 0.1, request) for _ in range(2)))
-
-    asyncio.run(two())
+    # two admitted clients hang up while the first one's batch runs and the second one's crops wait behind it
+    # (4 crops a batch): the running batch finishes, the waiting crops are skipped
+    ran, cancelled = metric(server, **ITEMS), metric(server, **CANCELLED)
+    clients = [connection(server) for _ in range(2)]
+    for client in clients:
+        client.sendall(request)
+    wait_for(lambda: metric(server, **ITEMS) - ran >= 4 and metric(server, **QUEUED) >= 4,
+             "the second request's crops never waited behind the first one's batch")  # fmt: skip
+    for client in clients:
+        client.close()
     settle(server)
-    # (on a busy machine the hang-up may come while the second one is still in detection: then its detector
-    # item is what is skipped)
-    assert metric(server, r'pose_rejected_total\{reason="cancelled"\}') - cancelled >= 1, "queued work skipped"
-    assert metric(server, r'pose_items_total\{model="pose"\}') - ran <= 4, "only the running batch ran"
+    assert metric(server, **CANCELLED) - cancelled == 4, "the queued crops were skipped"
+    assert metric(server, **ITEMS) - ran == 4, "only the running batch ran"
 
 
 # -- row 5: many huge images and a short deadline --------------------------------------------------------------------
@@ -236,17 +254,33 @@ def test_forty_fifty_megapixel_pngs_with_a_two_second_deadline_answer_within_thr
     assert peak_rss(server) - base < BUDGET + 300 * 1024**2, "decoded pixels stay within the budget"
 
 
-def test_a_deadline_shorter_than_the_work_is_504_and_its_crops_never_run(server: Server) -> None:
+def test_a_deadline_that_passes_in_the_queue_is_504_and_its_crops_never_run(server: Server, slow: SlowPose) -> None:
     settle(server)
-    ran = metric(server, r'pose_items_total\{model="pose"\}')
+    batch_s = slow.seconds(4)  # the least the batch ahead takes
+    timeout = batch_s / 3  # passes while the crops wait behind that batch, well after they are queued
+    ran, skipped = metric(server, **ITEMS), metric(server, "pose_rejected_total", reason=("cancelled", "deadline"))
+    ahead: list[int] = []
+
+    def post_ahead() -> None:
+        response = httpx.post(server.url + "/v1/pose", params={"boxes": FOUR_BOXES}, content=SCENE, headers=PNG,
+                              timeout=30)  # fmt: skip
+        ahead.append(response.status_code)
+
+    first = threading.Thread(target=post_ahead)
+    first.start()
+    wait_for(lambda: metric(server, **ITEMS) - ran >= 4, "the first request's batch never started")
     start = time.monotonic()
     response = httpx.post(server.url + "/v1/pose", params={"boxes": FOUR_BOXES}, content=SCENE,
-                          headers={**PNG, "X-Request-Timeout": "0.1"}, timeout=30)  # 4 crops: >= 0.3 s  # fmt: skip
+                          headers={**PNG, "X-Request-Timeout": f"{timeout:.3f}"}, timeout=30)  # fmt: skip
+    waited = time.monotonic() - start
+    first.join(30)
+    assert ahead == [200]
     assert response.status_code == 504
     assert error_code(response) == "deadline_exceeded"
-    assert time.monotonic() - start < 0.1 + 1
+    assert waited < timeout + 1
     settle(server)
-    assert metric(server, r'pose_items_total\{model="pose"\}') - ran <= 4, "only a batch already running may finish"
+    assert metric(server, **ITEMS) - ran == 4, "the late request's crops never ran"
+    assert metric(server, "pose_rejected_total", reason=("cancelled", "deadline")) - skipped == 4, "they were skipped"
 
 
 # -- row 6: a million boxes ------------------------------------------------------------------------------------------
@@ -268,6 +302,9 @@ def test_a_million_boxes_are_refused_without_stalling_the_event_loop(server: Ser
     def probe(seconds: float) -> list[float]:
         return json.loads(healthz_probe(server.url, seconds).communicate(timeout=60)[0])
 
+    start = time.perf_counter()
+    json.loads(body)
+    parse_s = time.perf_counter() - start  # what one body costs to parse on this machine: a stall would be that long
     quiet = np.percentile(probe(1.5), 99)  # what the machine gives without the bodies (it is shared, and noisy)
     clients = [threading.Thread(target=client) for _ in range(2)]
     for thread in clients:
@@ -280,15 +317,16 @@ def test_a_million_boxes_are_refused_without_stalling_the_event_loop(server: Ser
             thread.join(60)
     assert codes
     assert set(codes) == {(422, "invalid_options")}
-    assert loaded < 0.050 + quiet, f"/healthz p99 {loaded * 1000:.1f} ms under the bodies, {quiet * 1000:.1f} ms quiet"
+    allowed = max(0.050, parse_s / 20)  # 50 ms, more on a machine so slow that a twentieth of a parse is more
+    seen = f"/healthz p99 {loaded * 1000:.1f} ms under the bodies, {quiet * 1000:.1f} ms quiet"
+    assert loaded < quiet + allowed, f"{seen}; {allowed * 1000:.0f} ms allowed (a parse: {parse_s * 1000:.0f} ms)"
 
 
 # -- row 9: slow clients ---------------------------------------------------------------------------------------------
 
 
 def connection(server: Server) -> socket.socket:
-    port = int(server.url.rsplit(":", 1)[1])
-    return socket.create_connection(("127.0.0.1", port), timeout=10)
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
 
 
 def read_until_closed(sock: socket.socket) -> tuple[bytes, float]:
@@ -335,15 +373,16 @@ def test_slow_and_idle_connections_are_closed_within_their_timeouts(server: Serv
 
 def test_refusals_come_at_once_and_answers_are_never_crossed(server: Server) -> None:
     settle(server)
+    refused = metric(server, "pose_rejected_total", reason="admission")
+    images = [png(cv2.resize(scene(), (320 + 8 * i, 480))) for i in range(64)]  # each client's own image size
 
     async def load() -> list[tuple[int, int, float, int]]:
         async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=64)) as c:
 
             async def one(i: int) -> tuple[int, int, float, int]:
-                width = 320 + 8 * i  # each client's own image size: a crossed answer would show
-                data = png(cv2.resize(scene(), (width, 480)))
+                width = 320 + 8 * i  # a crossed answer would show
                 start = time.monotonic()
-                response = await c.post("/v1/pose", params={"max_people": 2}, content=data, headers=PNG)
+                response = await c.post("/v1/pose", params={"max_people": 2}, content=images[i], headers=PNG)
                 got = response.json()["image"]["width"] if response.status_code == 200 else width
                 return response.status_code, width, time.monotonic() - start, got
 
@@ -352,47 +391,50 @@ def test_refusals_come_at_once_and_answers_are_never_crossed(server: Server) -> 
     outcomes = asyncio.run(load())
     assert {s for s, *_ in outcomes} <= {200, 429}
     assert all(width == got for _, width, _, got in outcomes), "every answer is for its own image"
-    assert any(s == 200 for s, *_ in outcomes)
-    assert any(s == 429 for s, *_ in outcomes)
     refusals = [t for s, _, t, _ in outcomes if s == 429]
-    assert np.median(refusals) < 0.5, "refused from the headers, before the body or any work"
+    served = [t for s, _, t, _ in outcomes if s == 200]
+    assert served
+    assert refusals
+    assert metric(server, "pose_rejected_total", reason="admission") - refused == len(refusals), (
+        "every refusal came from admission: from the headers, before any work"
+    )
+    # the served requests ran the model (0.1 s a crop or more); a refusal that waited for room or work would
+    # take at least as long, on any machine
+    assert np.median(refusals) < np.median(served), (np.median(refusals), np.median(served))
 
 
 # -- the same rules over gRPC ---------------------------------------------------------------------------------------
 
 
 def test_grpc_calls_are_admitted_cancelled_and_checked_cheaply_like_http(server: Server) -> None:
-    import grpc
-
-    from service.wire._proto.pose.v1 import pose_pb2 as pb
-    from service.wire._proto.pose.v1 import pose_pb2_grpc
-    from tests.integration.test_grpc import error_of, raw
-
     settle(server)
-    cancelled = metric(server, r'pose_rejected_total\{reason="cancelled"\}')
-    image = raw(scene())
-    four = pb.EstimateRequest(image=image, options=pb.Options(boxes=[pb.Box(x1=10, y1=10, x2=200, y2=300)] * 4))
+    four = pb.EstimateRequest(image=raw(scene()), options=pb.Options(boxes=grpc_boxes(4)))
     with grpc.insecure_channel(server.grpc_target) as channel:
         stub = pose_pb2_grpc.PoseServiceStub(channel)
         calls = [stub.Estimate.future(four, timeout=30) for _ in range(2)]  # the room of two requests
-        end = time.monotonic() + 10
-        while metric(server, r'pose_requests_in_progress\{protocol="grpc"\}') < 2:
-            assert time.monotonic() < end
-            time.sleep(0.01)
+        wait_for(lambda: metric(server, "pose_requests_in_progress", protocol="grpc") == 2, "the calls never got in")
         start = time.monotonic()
         with pytest.raises(grpc.RpcError) as info:
             stub.Estimate(four, timeout=30)
         assert error_of(info.value)[0::2] == (grpc.StatusCode.RESOURCE_EXHAUSTED, "queue_full")
         assert time.monotonic() - start < 1, "refused at once"
+        assert [len(call.result().people) for call in calls] == [4, 4]
+
+        # two callers go away while the first one's batch runs and the second one's crops wait behind it
+        ran, cancelled = metric(server, **ITEMS), metric(server, **CANCELLED)
+        calls = [stub.Estimate.future(four, timeout=30) for _ in range(2)]
+        wait_for(lambda: metric(server, **ITEMS) - ran >= 4 and metric(server, **QUEUED) >= 4,
+                 "the second call's crops never waited behind the first one's batch")  # fmt: skip
         for call in calls:
-            call.cancel()  # the clients go away: their queued crops must not run
-        many = pb.EstimateRequest(image=image, options=pb.Options(boxes=[pb.Box(x1=1, y1=2, x2=3, y2=4)] * 100_000))
+            call.cancel()
+        many = pb.EstimateRequest(image=raw(scene()), options=pb.Options(boxes=grpc_boxes(100_000)))
         with pytest.raises(grpc.RpcError) as info:
             stub.Estimate(many, timeout=30)
         assert error_of(info.value)[0::2] == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_options")
     settle(server)
-    assert metric(server, r'pose_rejected_total\{reason="cancelled"\}') - cancelled >= 1, "queued work skipped"
-    assert metric(server, r'pose_requests_total\{code="INTERNAL"') == 0
+    assert metric(server, **CANCELLED) - cancelled == 4, "the queued crops were skipped"
+    assert metric(server, **ITEMS) - ran == 4, "only the running batch ran"
+    assert metric(server, "pose_requests_total", code="INTERNAL") == 0
 
 
 # -- row 11: protocol-level errors -----------------------------------------------------------------------------------
@@ -422,34 +464,27 @@ def test_protocol_errors_and_multipart_limits_come_in_the_one_error_shape(server
 
 
 def test_requests_still_running_when_the_grace_period_ends_get_json_503(tmp_path: Path) -> None:
-    import grpc
-
-    from service.wire._proto.pose.v1 import pose_pb2 as pb
-    from service.wire._proto.pose.v1 import pose_pb2_grpc
-    from tests.integration.test_grpc import error_of, raw
-
-    # about 0.12 s a crop (kernel 21), one at a time: 3 requests of 16 crops take about 6 s, far beyond a 1 s grace
-    server = start_server(slow_repo(tmp_path / "repo", kernel=21, max_batch_size=1), tmp_path / "log",
-                          POSE_MODEL="pose", POSE_DETECTOR="det", POSE_SHUTDOWN_GRACE_S="1")  # fmt: skip
+    grace = 1.0
+    slow = slow_pose(0.1, batch=1)
+    crops = slow.crops_for(5 * grace)  # one crop at a time: each request alone outlasts the grace period 5 times
+    server = start_server(slow_repo(tmp_path / "repo", slow.layers, max_batch_size=1), tmp_path / "log",
+                          POSE_MODEL="pose", POSE_DETECTOR="det", POSE_SHUTDOWN_GRACE_S=str(grace),
+                          POSE_MAX_PEOPLE=str(crops))  # fmt: skip
     http_codes: list[tuple[int, str]] = []
 
     def post() -> None:
-        response = httpx.post(server.url + "/v1/pose", params={"boxes": SIXTEEN_BOXES}, content=SCENE, headers=PNG,
-                              timeout=30)  # fmt: skip
+        response = httpx.post(server.url + "/v1/pose", params={"boxes": boxes_param(crops)}, content=SCENE,
+                              headers=PNG, timeout=30)  # fmt: skip
         http_codes.append((response.status_code, error_code(response) if response.status_code >= 400 else ""))
 
     with grpc.insecure_channel(server.grpc_target) as channel:
         stub = pose_pb2_grpc.PoseServiceStub(channel)
-        boxes = [pb.Box(x1=10, y1=10, x2=200, y2=300)] * 16
-        call = stub.Estimate.future(pb.EstimateRequest(image=raw(scene()), options=pb.Options(boxes=boxes)),
+        call = stub.Estimate.future(pb.EstimateRequest(image=raw(scene()), options=pb.Options(boxes=grpc_boxes(crops))),
                                     timeout=30)  # fmt: skip
         posters = [threading.Thread(target=post) for _ in range(2)]
         for thread in posters:
             thread.start()
-        end = time.monotonic() + 30
-        while metric(server, r'pose_requests_in_progress\{protocol="(http|grpc)"\}') < 3:
-            assert time.monotonic() < end
-            time.sleep(0.02)
+        wait_for(lambda: metric(server, "pose_requests_in_progress") == 3, "the three requests never ran together")
         sigterm = time.monotonic()
         server.stop(timeout=30)
         for thread in posters:
@@ -458,14 +493,14 @@ def test_requests_still_running_when_the_grace_period_ends_get_json_503(tmp_path
             call.result()
     assert http_codes == [(503, "shutting_down")] * 2
     assert error_of(info.value)[0::2] == (grpc.StatusCode.UNAVAILABLE, "shutting_down")
-    assert time.monotonic() - sigterm < 1 + 2 + 2  # grace + the answer window + exit
+    assert time.monotonic() - sigterm < grace + 2 + 2 + slow.seconds(1)  # + the answer window, exit, a last crop
     assert server.process.returncode == 0
     assert "3 requests still running end with 503 shutting_down" in server.logs()
     assert "Exception in ASGI application" not in server.logs()
 
 
 def test_configurations_that_cannot_work_are_refused_at_start_up(tmp_path: Path) -> None:
-    repo = slow_repo(tmp_path / "repo", kernel=1, max_queue_size=16)
+    repo = slow_repo(tmp_path / "repo", 0, max_queue_size=16)
     with pytest.raises(RuntimeError, match="the service exited with 1") as info:
         start_server(repo, tmp_path / "log1", POSE_MODEL="pose", POSE_DETECTOR="det", POSE_MAX_PEOPLE="17")
     assert "max_queue_size = 16 cannot hold the crops of one image (up to POSE_MAX_PEOPLE = 17)" in str(info.value)

@@ -17,34 +17,23 @@ import pytest
 from pycocotools.coco import COCO
 
 from service.vision.keypoints import KEYPOINT_SETS
-from tests.integration.server import Server
-from tests.oracles import BANDS, Person, draw_scene
-
-PERSON = (40, 60, 160, 400)
-MARKER = (100.0, 200.0)
-
-
-def scene(people: tuple[Person, ...] = ((PERSON, MARKER),), size: tuple[int, int] = (640, 480)) -> np.ndarray:
-    return draw_scene(people, size)
-
-
-def png(image: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".png", image)
-    assert ok
-    return data.tobytes()
-
-
-def jpeg(image: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 97])
-    assert ok
-    return data.tobytes()
-
-
-def error_code(response: httpx.Response) -> str:
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message"}
-    return body["error"]["code"]
+from tests.helpers import (
+    MARKER,
+    PERSON,
+    PNG,
+    SCENE,
+    Server,
+    error_code,
+    install_slow_pose,
+    jpeg,
+    metric,
+    png,
+    scene,
+    slow_pose,
+    start_server,
+    wait_for,
+)
+from tests.oracles import BANDS, install_detector_oracle
 
 
 def assert_found(body: dict, box=PERSON, marker=MARKER, keypoints: int = 17) -> None:
@@ -57,8 +46,6 @@ def assert_found(body: dict, box=PERSON, marker=MARKER, keypoints: int = 17) -> 
     assert np.abs(points[:, :2] - marker).max() <= 0.01 * size
 
 
-SCENE = png(scene())
-PNG = {"Content-Type": "image/png"}
 NAN_BOX = b'{"image": "%s", "boxes": [[NaN, 0, 5, 5]]}' % base64.b64encode(SCENE)  # JSON with a NaN literal
 
 
@@ -293,22 +280,20 @@ def test_unknown_route_and_method(client: httpx.Client) -> None:
 
 
 def test_queue_full_is_429_with_retry_after(tmp_path: Path) -> None:
-    from tests.integration.server import start_server
-    from tests.oracles import POSE_FIELDS, install_detector_oracle, install_model, slow_pose_oracle
-
-    install_model(tmp_path, "pose", slow_pose_oracle((192, 256), [0] * 17, out_channels=128, kernel=15), **POSE_FIELDS,
-                  batching={"max_queue_size": 2, "max_batch_size": 1, "max_queue_delay_ms": 0})  # fmt: skip
+    slow = slow_pose(0.25, batch=1)  # the first request's 2 crops hold the queue for 0.5 s or more, whatever the CPU
+    install_slow_pose(tmp_path, "pose", slow.layers, max_queue_size=2, max_batch_size=1)
     install_detector_oracle(tmp_path, "det", bands=BANDS)
     server = start_server(tmp_path, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det", POSE_MAX_PEOPLE="2")
     try:
-        boxes = json.dumps([[10, 10, 100, 100]] * 2)  # the whole queue's room, for about 0.2 s
+        boxes = json.dumps([[10, 10, 100, 100]] * 2)  # the whole queue's room
 
         async def two() -> tuple[httpx.Response, httpx.Response]:
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
                 first = asyncio.create_task(client.post("/v1/pose", params={"boxes": boxes}, content=SCENE,
                                                         headers=PNG))  # fmt: skip
-                while 'pose_requests_in_progress{protocol="http"} 1.0' not in (await client.get("/metrics")).text:
-                    await asyncio.sleep(0.01)
+                # admitted (it holds the room from its headers until its answer)
+                await asyncio.to_thread(wait_for, lambda: metric(server, "pose_requests_in_progress") == 1,
+                                        "the first request was never admitted")  # fmt: skip
                 refused = await client.post("/v1/pose", content=SCENE, headers=PNG)
                 return await first, refused
 
@@ -337,10 +322,8 @@ def test_inference_failure_is_500_with_a_request_id_that_is_in_the_log(client: h
 
 def test_metrics_move_and_concurrent_requests_share_batches(client: httpx.Client, server: Server) -> None:
     def batch_histogram() -> tuple[float, float]:
-        text = client.get("/metrics").text
-        ones = float(re.search(r'pose_batch_size_bucket\{le="1.0",model="pose-oracle"\} (\S+)', text).group(1))
-        count = float(re.search(r'pose_batch_size_count\{model="pose-oracle"\} (\S+)', text).group(1))
-        return ones, count
+        ones = metric(server, "pose_batch_size_bucket", le="1.0", model="pose-oracle")
+        return ones, metric(server, "pose_batch_size_count", model="pose-oracle")
 
     ones_before, count_before = batch_histogram()
 

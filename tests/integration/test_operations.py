@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import time
 from pathlib import Path
@@ -13,16 +12,8 @@ import pytest
 
 from service.devices import Precision
 from service.engine.openvino_backend import cpu_precisions
-from tests.integration.server import start_server
-from tests.integration.test_http import PNG, SCENE
-from tests.oracles import (
-    BANDS,
-    POSE_FIELDS,
-    install_detector_oracle,
-    install_model,
-    install_pose_oracle,
-    slow_pose_oracle,
-)
+from tests.helpers import PNG, SCENE, boxes_param, install_slow_pose, metric, slow_pose, start_server, wait_for
+from tests.oracles import BANDS, install_detector_oracle, install_pose_oracle
 
 HAS_BF16 = Precision.BF16 in cpu_precisions()
 
@@ -35,26 +26,21 @@ def small_repo(tmp_path: Path) -> Path:
     return repo
 
 
-def in_progress(url: str) -> float:
-    match = re.search(r'pose_requests_in_progress\{protocol="http"\} (\S+)', httpx.get(url + "/metrics").text)
-    return float(match.group(1)) if match else 0.0
-
-
 def test_sigterm_during_load_finishes_the_accepted_requests(small_repo: Path, tmp_path: Path) -> None:
-    install_model(small_repo, "pose", slow_pose_oracle((192, 256), [0] * 17), **POSE_FIELDS,
-                  batching={"max_batch_size": 4, "max_queue_delay_ms": 0})  # fmt: skip
+    # 6 requests of 12 crops, 4 crops a batch: the first one needs three batches, 0.6 s or more, so all six are
+    # in together long before any is answered (and the 72 crops take 3.6 s or more, far inside the 60 s grace)
+    install_slow_pose(small_repo, "pose", slow_pose(0.05).layers, max_batch_size=4)
     server = start_server(small_repo, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det",
                           POSE_SHUTDOWN_GRACE_S="60")  # fmt: skip
 
     async def load_then_sigterm() -> list[int | str]:
         async with httpx.AsyncClient(base_url=server.url, timeout=90) as client:
-            boxes = "[" + ",".join(["[10,10,200,300]"] * 12) + "]"  # 12 slow crops per request
-            tasks = [asyncio.create_task(client.post("/v1/pose", params={"boxes": boxes}, content=SCENE, headers=PNG))
-                     for _ in range(6)]  # fmt: skip
+            tasks = [asyncio.create_task(client.post("/v1/pose", params={"boxes": boxes_param(12)}, content=SCENE,
+                                                     headers=PNG)) for _ in range(6)]  # fmt: skip
             end = time.monotonic() + 30
-            while await asyncio.to_thread(in_progress, server.url) < 6:  # every request accepted and running
+            while await asyncio.to_thread(metric, server, "pose_requests_in_progress") < 6:  # all accepted, running
                 assert time.monotonic() < end, "the requests never all got in"
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.01)
             assert not all(t.done() for t in tasks)
             server.process.send_signal(signal.SIGTERM)
             results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -158,20 +144,21 @@ def test_served_on_openvino_the_models_say_so(small_repo: Path, tmp_path: Path) 
 
 def test_not_ready_until_warm(small_repo: Path, tmp_path: Path) -> None:
     """While a slow model warms up, /readyz and /v1/pose answer 503 and /healthz 200."""
-    install_model(small_repo, "pose", slow_pose_oracle((192, 256), [0] * 17, out_channels=64), **POSE_FIELDS,
-                  batching={"max_batch_size": 64, "preferred_batch_sizes": [64]})  # fmt: skip
+    slow = slow_pose(0.1)
+    warm_up = slow.crops_for(2.0)  # one warm-up batch of 2 s or more: the first probes find it still warming
+    install_slow_pose(small_repo, "pose", slow.layers, max_batch_size=warm_up, preferred_batch_sizes=[warm_up])
     server = start_server(small_repo, tmp_path / "log", ready=False, POSE_MODEL="pose", POSE_DETECTOR="det")
     try:
         ready = httpx.get(server.url + "/readyz", timeout=5)
         early = httpx.post(server.url + "/v1/pose", content=SCENE, headers=PNG, timeout=5)
-        assert ready.status_code == 503, "warm-up of 64 slow crops takes seconds: the first probe finds it warming"
+        assert ready.status_code == 503
         assert ready.json()["error"] == {"code": "not_ready", "message": "loading and warming up models"}
         assert ready.headers["retry-after"] == "5"
         assert early.status_code == 503
-        end = time.monotonic() + 120
-        while httpx.get(server.url + "/readyz", timeout=5).status_code != 200:
-            assert time.monotonic() < end
-            time.sleep(0.1)
+        # both models loaded (each is announced in pose_model_info): the warm-up runs now, for 2 s or more
+        wait_for(lambda: metric(server, "pose_model_info", model=("pose", "det")) == 2, "the models never loaded")
+        assert httpx.get(server.url + "/readyz", timeout=5).status_code == 503, "loaded is not warm: not ready yet"
+        wait_for(lambda: httpx.get(server.url + "/readyz", timeout=5).status_code == 200, "never ready", timeout=120)
         assert httpx.post(server.url + "/v1/pose", content=SCENE, headers=PNG, timeout=30).status_code == 200
     finally:
         server.stop()

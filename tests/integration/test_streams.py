@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import threading
@@ -13,27 +12,38 @@ from pathlib import Path
 
 import cv2
 import grpc
-import httpx
 import numpy as np
 import pytest
 
 from service.wire._proto.pose.v1 import pose_pb2 as pb
 from service.wire._proto.pose.v1 import pose_pb2_grpc
-from tests.integration.server import ROOT, Server, start_server
-from tests.integration.test_http import png
-from tests.oracles import BANDS, POSE_FIELDS, install_detector_oracle, install_model, slow_pose_oracle
-from tests.streams import HEAD_CHANNELS, frame, install_tracking_pose, markers, walk
-
-TOLERANCE = 3.6  # px: the oracle's precision through the crop resampling (as in the unary tests)
+from tests.helpers import (
+    ROOT,
+    Server,
+    SlowPose,
+    install_slow_pose,
+    metric,
+    png,
+    slow_pose,
+    start_server,
+    wait_for,
+)
+from tests.oracles import BANDS, install_detector_oracle
+from tests.streams import HEAD_CHANNELS, TOLERANCE, frame, frame_message, install_tracking_pose, markers, walk
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def slow() -> SlowPose:
+    """The ``slow`` model: a frame of one person takes 0.1 s or more here."""
+    return slow_pose(0.1, batch=1)
+
+
+@pytest.fixture(scope="module")
+def server(slow: SlowPose, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     repo = tmp_path_factory.mktemp("stream-repo")
     install_tracking_pose(repo, batching={"max_batch_size": 16, "max_queue_delay_ms": 2})
     install_detector_oracle(repo, "det", bands=BANDS)
-    install_model(repo, "slow", slow_pose_oracle((192, 256), HEAD_CHANNELS, out_channels=128, kernel=15),
-                  **POSE_FIELDS, batching={"max_batch_size": 4, "max_queue_delay_ms": 0})  # fmt: skip
+    install_slow_pose(repo, "slow", slow.layers, channels=HEAD_CHANNELS, max_batch_size=4)
     running = start_server(repo, tmp_path_factory.mktemp("logs") / "server.log", POSE_MODEL="pose",
                            POSE_DETECTOR="det", POSE_EXTRA_MODELS="slow", POSE_MAX_STREAMS="3",
                            POSE_STREAM_IDLE_TIMEOUT_S="2")  # fmt: skip
@@ -45,16 +55,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def stub(server: Server) -> Iterator[pose_pb2_grpc.PoseServiceStub]:
     with grpc.insecure_channel(server.grpc_target) as channel:
         yield pose_pb2_grpc.PoseServiceStub(channel)
-
-
-def metric(server: Server, name: str) -> float:
-    match = re.search(rf"^{re.escape(name)} (\S+)$", httpx.get(server.url + "/metrics").text, re.M)
-    return float(match.group(1)) if match else 0.0
-
-
-def frame_message(frame_id: int, image: np.ndarray | bytes, timestamp: float = 0.0) -> pb.StreamRequest:
-    data = image if isinstance(image, bytes) else png(image)
-    return pb.StreamRequest(frame=pb.Frame(frame_id=frame_id, timestamp=timestamp, image=pb.Image(encoded=data)))
 
 
 def closed_loop(
@@ -120,13 +120,13 @@ def test_det_interval_5_detects_one_frame_in_five_and_follows_the_markers(stub, 
         assert np.abs(keypoints_of(person) - markers(box)).max() <= TOLERANCE, answer.frame_id
 
 
-def test_a_client_four_times_faster_gets_drops_and_bounded_latency(stub, server: Server) -> None:
+def test_a_client_four_times_faster_gets_drops_and_bounded_latency(stub, slow: SlowPose) -> None:
     """Frames sent at four times the rate the service answers them pile up unless dropped."""
     config = pb.StreamConfig(options=pb.Options(model="slow"), max_in_flight=1, max_buffered=1)
     path = walk((40, 60, 160, 360), (1.0, 0.0), 60)
-    start = time.monotonic()
-    closed_loop(stub, config, [frame([box]) for box in path[:4]], window=1)
-    interval = (time.monotonic() - start) / 4 / 4  # a quarter of what one frame takes
+    # a frame takes at least one crop of the model: at 8x its measured best rate the client is 4x faster than the
+    # service even if that measurement ran at half speed
+    interval = slow.seconds_per_crop / 8
     images = [png(frame([box])) for box in path]
     sent: dict[int, float] = {}
 
@@ -137,19 +137,22 @@ def test_a_client_four_times_faster_gets_drops_and_bounded_latency(stub, server:
             yield frame_message(i, data)
             time.sleep(interval)
 
-    answered, dropped, latencies = [], [], []
+    answered, dropped, latencies, work = [], [], [], []
     for answer in stub.Stream(requests(), timeout=120):
         dropped += list(answer.dropped_frame_ids)
         if not answer.drops_only:
             answered.append(answer.frame_id)
             latencies.append(time.monotonic() - sent[answer.frame_id])
+            work.append((answer.timing_ms["detect"] + answer.timing_ms["pose"]) / 1000)  # the service's own time
     assert sorted(answered + dropped) == list(range(60)), "every frame answered exactly once"
     assert answered == sorted(answered)
     assert len(dropped) >= 30, f"only {len(dropped)} of 60 frames dropped at 4x the service's rate"
-    frame_s = interval * 4
+    # a frame waits behind at most one in flight and one buffered: its latency is a few frames' work, measured in
+    # this run (load changes it); frames queued without drops would wait behind dozens
+    frame_s = float(np.median(work))
     early, late = np.median(latencies[: len(latencies) // 3]), np.median(latencies[-len(latencies) // 3 :])
-    assert late < early + 2 * frame_s, f"latency grew with the stream: {early:.2f} s -> {late:.2f} s"
-    assert max(latencies) < 5 * frame_s, "a frame waits behind at most one in flight and one buffered"
+    assert late < early + 3 * frame_s, f"latency grew with the stream: {early:.2f} s -> {late:.2f} s ({frame_s=:.2f})"
+    assert max(latencies) < 3 * max(work), f"{max(latencies):.2f} s, frames took up to {max(work):.2f} s"
 
 
 def test_a_corrupt_frame_fails_only_that_frame(stub) -> None:
@@ -182,10 +185,7 @@ def test_cancelling_frees_the_stream(stub, server: Server) -> None:
     assert metric(server, "pose_stream_active") == 1
     stop.set()
     call.cancel()
-    end = time.monotonic() + 10
-    while metric(server, "pose_stream_active") != 0:
-        assert time.monotonic() < end, "the stream was not freed"
-        time.sleep(0.05)
+    wait_for(lambda: metric(server, "pose_stream_active") == 0, "the stream was not freed", timeout=10)
 
 
 def jitter_of(answers: list[pb.StreamResponse]) -> float:

@@ -21,10 +21,10 @@ import contextvars
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
-from grpc._cython import cygrpc
+from grpc._cython import cygrpc  # type: ignore[attr-defined]  # grpc's stubs do not declare its Cython core
 
 from service.errors import CallEndedError, UnauthorizedError
 from service.requests.budget import ByteBudget
@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # a batch on a call gRPC has already ended (a message over the limit, a cancel) fails with this (grpc's own type)
-ExecuteBatchError = cygrpc.ExecuteBatchError
+ExecuteBatchError: type[Exception] = cygrpc.ExecuteBatchError
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 SIDE_READS = 4  # health and reflection messages being read at once (each up to POSE_GRPC_MAX_MESSAGE_BYTES)
 
 _READ_FAILED: contextvars.ContextVar[bool] = contextvars.ContextVar("pose_grpc_read_failed", default=False)
@@ -99,9 +101,9 @@ class IntakeInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
         method = handler_call_details.method
         if method.startswith(self._prefix):
             metadata = handler_call_details.invocation_metadata or ()
@@ -109,10 +111,12 @@ class IntakeInterceptor(grpc.aio.ServerInterceptor):
             try:
                 self.servicer.requests.authorize(given)
             except UnauthorizedError as error:
-                return self.servicer.refusal(method.removeprefix(self._prefix), error)
+                return cast(
+                    grpc.RpcMethodHandler[Req, Resp], self.servicer.refusal(method.removeprefix(self._prefix), error)
+                )
             return await continuation(handler_call_details)
         handler = await continuation(handler_call_details)
-        return None if handler is None else self._bounded(handler)  # type: ignore[return-value]
+        return None if handler is None else self._bounded(handler)
 
     # -- health and reflection -------------------------------------------------------------------------------------
 
@@ -124,9 +128,9 @@ class IntakeInterceptor(grpc.aio.ServerInterceptor):
         try:
             return await read_message(context)
         finally:
-            hold.release()  # type: ignore[union-attr]  # (abort raises)
+            hold.release()
 
-    def _bounded(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def _bounded(self, handler: grpc.RpcMethodHandler[Req, Resp]) -> grpc.RpcMethodHandler[Req, Resp]:
         """``handler`` reading its messages through :meth:`_read_side` (async handlers; others are left as they are)."""
         behavior = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
         if not (inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior)):
@@ -136,14 +140,12 @@ class IntakeInterceptor(grpc.aio.ServerInterceptor):
         async def call(_: object, context: grpc.aio.ServicerContext) -> Any:
             request = reader.every(context) if handler.request_streaming else await reader.one(context)
             answers = behavior(request, context)
-            if not handler.response_streaming:
-                return await answers
             if inspect.isasyncgen(answers):
                 async for answer in answers:
                     await context.write(answer)
-            else:
-                await answers  # a handler that writes its answers itself
-            return None
+                return None
+            answered = await cast(Awaitable[Any], answers)  # a response; or None from a handler that writes its own
+            return None if handler.response_streaming else answered
 
         make = (
             grpc.stream_stream_rpc_method_handler

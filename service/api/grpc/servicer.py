@@ -313,8 +313,14 @@ def _address(host: str, port: int) -> str:
 class GrpcServer:
     """The grpc.aio server: the pose service, health and reflection on ``POSE_GRPC_PORT``."""
 
-    def __init__(self, requests: PoseRequests, settings: Settings, streams: StreamRegistry) -> None:
+    def __init__(self, requests: PoseRequests, settings: Settings, streams: StreamRegistry | None = None) -> None:
+        """
+        Args:
+            streams: the process's open streams (shared with the WebSocket, so POSE_MAX_STREAMS counts both);
+                a new registry if None.
+        """
         watch_failed_reads()
+        streams = streams or StreamRegistry(requests)
         size = settings.grpc_max_message_bytes
         budget = ByteBudget(message_budget_bytes(settings, requests.budget.limit),
                             capacity=metrics.GRPC_MESSAGE_BUDGET_BYTES,

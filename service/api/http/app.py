@@ -25,7 +25,10 @@ from service.api.http.middleware import (
     FullGateMiddleware,
     ObservabilityMiddleware,
 )
+from service.api.http.page import page
 from service.api.http.routes import api, ops
+from service.api.http.websocket import ENDPOINT as STREAM_ENDPOINT
+from service.api.http.websocket import WebSocketStreams
 from service.api.observe import unhandled
 from service.config import Settings
 from service.engine.engine import Engine
@@ -37,12 +40,17 @@ from service.errors import (
     UnsupportedMediaTypeError,
 )
 from service.requests.layer import PoseRequests
+from service.requests.streams import StreamRegistry
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(requests: PoseRequests) -> FastAPI:
-    """The FastAPI application over the request layer (the engine is started and stopped by its owner)."""
+def create_app(requests: PoseRequests, streams: StreamRegistry | None = None) -> FastAPI:
+    """The FastAPI application over the request layer (the engine is started and stopped by its owner).
+
+    Args:
+        streams: the process's open streams (shared with gRPC, so POSE_MAX_STREAMS counts both); a new one if None.
+    """
     settings = requests.settings
     app = FastAPI(
         title="RTMPose Service",
@@ -59,6 +67,9 @@ def create_app(requests: PoseRequests) -> FastAPI:
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(api)
     app.include_router(ops)
+    app.include_router(page)
+    app.state.websocket_streams = websockets = WebSocketStreams(requests, streams or StreamRegistry(requests))
+    app.add_api_websocket_route(STREAM_ENDPOINT, websockets.endpoint, name="stream")
     for kind in (RequestValidationError, StarletteHTTPException, PoseError, Exception):
         # Exception: the 500 of last resort (Starlette then re-raises it)
         app.add_exception_handler(kind, _error_response)

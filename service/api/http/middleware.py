@@ -114,7 +114,8 @@ class _Client:
         self.gone = asyncio.Event()
         self._answered = False
         task = asyncio.current_task()
-        assert task is not None
+        if task is None:  # ASGI servers run each request in a task
+            raise RuntimeError("ClientMiddleware must run inside an asyncio task")
         self.task = task
 
     async def receive(self) -> Message:

@@ -14,14 +14,20 @@ What happens before a request reaches the app, where slow clients and malformed 
   headers) gets 431 ``too_large`` and the connection is closed.
 
 Idle keep-alive connections are closed by uvicorn itself (``POSE_HTTP_KEEPALIVE_TIMEOUT_S``).
+
+WebSockets (``/v1/stream``) run on uvicorn's protocol over the websockets library, without
+that library's wire-level debug lines (:class:`QuietWebSocketProtocol`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from service.api.http.errors import error_json
 from service.config import Settings
@@ -37,7 +43,9 @@ class TimedHttpProtocol(HttpToolsProtocol):
     header_timeout_s = 10.0
     body_timeout_s = 60.0
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(  # type: ignore[override]  # uvicorn's signature: Transport, not asyncio's BaseTransport
+        self, transport: asyncio.Transport
+    ) -> None:
         super().connection_made(transport)
         self._timer: asyncio.TimerHandle | None = None
         self._in_request = False  # bytes of a request's head have arrived, not yet all of it
@@ -108,9 +116,9 @@ class TimedHttpProtocol(HttpToolsProtocol):
             self.transport.write_eof()
         self.loop.call_later(LINGER_S, self.transport.close)
 
-    def _arm(self, seconds: float, callback: object) -> None:
+    def _arm(self, seconds: float, callback: Callable[[], object]) -> None:
         self._disarm()
-        self._timer = self.loop.call_later(seconds, callback)  # type: ignore[arg-type]
+        self._timer = self.loop.call_later(seconds, callback)
 
     def _disarm(self) -> None:
         if self._timer is not None:
@@ -122,3 +130,15 @@ def http_protocol(settings: Settings) -> type[TimedHttpProtocol]:
     """The protocol class for uvicorn's ``http`` option, with the settings' timeouts."""
     attributes = {"header_timeout_s": settings.http_header_timeout_s, "body_timeout_s": settings.http_body_timeout_s}
     return type("TimedHttpProtocol", (TimedHttpProtocol,), attributes)
+
+
+class QuietWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol without the websockets library's wire-level debug lines.
+
+    At DEBUG that library logs every handshake header, and the ``Authorization`` header and
+    the ``bearer.`` subprotocol carry the API key (and every frame, which is only noise).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn.debug = False

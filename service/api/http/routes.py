@@ -30,7 +30,7 @@ _bearer = HTTPBearer(auto_error=False, description="Needed only when POSE_API_KE
 # dependencies are async: FastAPI runs a plain `def` one in its thread pool, a thread hop per request that
 # costs most when the cores are busiest (and refusals must stay fast then)
 async def get_requests(request: Request) -> PoseRequests:
-    return request.app.state.requests  # type: ignore[no-any-return]
+    return request.app.state.requests
 
 
 RequestsDep = Annotated[PoseRequests, Depends(get_requests)]

@@ -21,7 +21,7 @@ class HttpPoseOptions(PoseOptions):
 class PoseQuery(HttpPoseOptions):
     """Options as query parameters (every input form accepts them)."""
 
-    boxes: str | None = Field(  # type: ignore[assignment]
+    boxes: str | None = Field(  # type: ignore[assignment]  # JSON text in a query: parsed when merged with the body
         None,
         max_length=4000,  # URLs stay well under HTTP parsers' limits; longer lists go in a form field or JSON body
         description="Person boxes as JSON, e.g. [[10,20,200,400]]: skips the detector. Pixels of the original "
@@ -104,6 +104,22 @@ class BatchingInfo(BaseModel):
     queued: int
 
 
+class PublishedFigure(BaseModel):
+    """One published accuracy row of the model (OpenMMLab's model zoo); null where the docs give none."""
+
+    dataset: str = Field(description="coco, humanart, coco-wholebody, crowdpose, mpii, body8, coco-person, ...")
+    dataset_name: str
+    metric: str = Field(description="AP, mAP, PCKh@0.5, PCK@0.1, PCK@0.2 or NME.")
+    value: float = Field(description="AP, AR, PCK and AUC as fractions (74.9 published is 0.749); NME as published.")
+    ar: float | None
+    boxes: str | None = Field(description="gt (annotation boxes) or detector; null where the docs do not say.")
+    detector_ap: float | None = Field(description="Person AP of the detector the row used.")
+    detector: str | None
+    flip_test: bool | None
+    details: dict[str, float] = Field(description="The row's other numbers: part APs, AP easy/medium/hard, AUC, EPE.")
+    source: str = Field(description="The section of the model zoo notes the row comes from.")
+
+
 class ModelInfo(BaseModel):
     name: str
     task: str
@@ -123,6 +139,9 @@ class ModelInfo(BaseModel):
     threads_per_instance: int
     static_batch: int | None
     default: bool
+    published: list[PublishedFigure] = Field(
+        description="Published accuracy of this model (python -m service.eval measures it beside them)."
+    )
     batching: BatchingInfo
 
 

@@ -22,7 +22,9 @@ def _gap(measured: float, published: float | None) -> str:
 
 def rows(entries: tuple[RegistryEntry, ...] = ENTRIES) -> list[tuple[str, ...]]:
     """Table rows (header first) for ``entries``."""
-    out = [("MODEL", "ARCH", "INPUT WxH", "PARAMS M", "PUBLISHED", "GAP", "FLOPS G", "PUBLISHED", "GAP")]
+    out: list[tuple[str, ...]] = [
+        ("MODEL", "ARCH", "INPUT WxH", "PARAMS M", "PUBLISHED", "GAP", "FLOPS G", "PUBLISHED", "GAP")
+    ]
     for e in entries:
         size = f"{e.input_size[0]}x{e.input_size[1]}"
         if not supported(e.arch):

@@ -9,11 +9,13 @@ trained BatchNorm would. Arrays are ``[N, C, H, W]`` float32.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-Attrs = dict[str, object]
+# a node's attributes as onnx.helper.make_node takes them (int, float, str or lists of them; Any there too)
+Attrs = dict[str, Any]
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, stride: int, pad: int, groups: int) -> np.ndarray:
@@ -37,14 +39,14 @@ def conv2d(x: np.ndarray, w: np.ndarray, stride: int, pad: int, groups: int) -> 
 
 
 def _maxpool(x: np.ndarray, a: Attrs) -> np.ndarray:
-    k = int(a["kernel_shape"][0])  # type: ignore[index]
-    p = int(a["pads"][0])  # type: ignore[index]
+    k = int(a["kernel_shape"][0])
+    p = int(a["pads"][0])
     xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=-np.inf)
     return sliding_window_view(xp, (k, k), axis=(2, 3)).max(axis=(-1, -2))
 
 
 def _depth_to_space(x: np.ndarray, a: Attrs) -> np.ndarray:
-    b = int(a["blocksize"])  # type: ignore[arg-type]
+    b = int(a["blocksize"])
     n, c, h, w = x.shape
     y = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
     return y.reshape(n, c // (b * b), h * b, w * b)
@@ -68,9 +70,9 @@ EAGER: dict[str, Callable[[list[np.ndarray], Attrs], np.ndarray]] = {
     "Relu": lambda v, a: np.maximum(v[0], 0),
     "Mul": lambda v, a: v[0] * v[1],
     "Add": lambda v, a: v[0] + v[1],
-    "Concat": lambda v, a: np.concatenate(v, axis=int(a["axis"])),  # type: ignore[arg-type]
+    "Concat": lambda v, a: np.concatenate(v, axis=int(a["axis"])),
     "GlobalAveragePool": lambda v, a: v[0].mean(axis=(2, 3), keepdims=True),
-    "HardSigmoid": lambda v, a: np.clip(float(a["alpha"]) * v[0] + float(a["beta"]), 0.0, 1.0).astype(np.float32),  # type: ignore[arg-type]
+    "HardSigmoid": lambda v, a: np.clip(float(a["alpha"]) * v[0] + float(a["beta"]), 0.0, 1.0).astype(np.float32),
     "MaxPool": lambda v, a: _maxpool(v[0], a),
     "Resize": lambda v, a: v[0].repeat(2, axis=2).repeat(2, axis=3),  # only the nearest 2x upsample is built
     "DepthToSpace": lambda v, a: _depth_to_space(v[0], a),

@@ -15,6 +15,7 @@ without allocating hundreds of megabytes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -129,7 +130,7 @@ class Graph:
 
     def const(self, value: np.ndarray | Sequence[float] | Sequence[int] | float | int, dtype: type = np.int64) -> str:
         """A small constant, always materialized and shared between identical uses."""
-        array = np.asarray(value, dtype=dtype)
+        array: np.ndarray = np.asarray(value, dtype=dtype)
         key = (array.dtype.str, array.shape, array.tobytes())
         if key not in self._consts:
             name = self.name("const")
@@ -144,13 +145,11 @@ class Graph:
 
     # nodes -------------------------------------------------------------------
 
-    def op(self, op_type: str, inputs: Sequence[str], hint: str | None = None, **attrs: object) -> str:
+    def op(self, op_type: str, inputs: Sequence[str], hint: str | None = None, **attrs: Any) -> str:
         """Append one single-output node; returns its output name."""
         return self.op_n(op_type, inputs, 1, hint, **attrs)[0]
 
-    def op_n(
-        self, op_type: str, inputs: Sequence[str], n_out: int, hint: str | None = None, **attrs: object
-    ) -> list[str]:
+    def op_n(self, op_type: str, inputs: Sequence[str], n_out: int, hint: str | None = None, **attrs: Any) -> list[str]:
         """Append one node with ``n_out`` outputs; returns the output names.
 
         Single-output nodes of the convolutional ops are evaluated on the

@@ -11,11 +11,12 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
-from service.config import Settings
+from service.config import Settings, cpu_count
 from service.devices import Backend, Precision, parse_device
 from service.engine.engine import Engine
 from service.engine.openvino_backend import PROVIDER, choose_precision, cpu_precisions
 from service.engine.session import CPU, TENSORRT, BackendUnavailableError, create_session, open_session
+from tests.helpers import metric
 from tests.oracles import (
     BANDS,
     POSE_FIELDS,
@@ -71,8 +72,9 @@ def test_an_explicit_precision_the_cpu_lacks_is_refused_with_what_to_set(asked: 
 
 def test_openvino_fp32_reports_itself_and_answers_as_onnxruntime(pose_onnx: Path) -> None:
     session, info = _open(pose_onnx, Backend.OPENVINO, Precision.FP32, threads=2)
+    # what runs is read back from the compiled model: OpenVINO runs no more threads than this process has cores
     assert (info.backend, info.precision, info.provider, info.device, info.threads) == (
-        Backend.OPENVINO, Precision.FP32, PROVIDER, "cpu", 2)  # fmt: skip
+        Backend.OPENVINO, Precision.FP32, PROVIDER, "cpu", min(2, cpu_count()))  # fmt: skip
     assert info.fallback is None
     assert info.precision_fallback is None
     compiled = session.compiled  # one stream per instance, threads not pinned (openvino_backend.CPU_CONFIG)
@@ -186,10 +188,6 @@ def test_settings_override_backend_and_precision(monkeypatch: pytest.MonkeyPatch
         Settings()
 
 
-def _model_info(**labels: str) -> float:
-    return REGISTRY.get_sample_value("pose_model_info", labels) or 0.0
-
-
 def test_the_engine_serves_what_each_config_asks_and_shows_it(tmp_path: Path) -> None:
     """Per-model backends; the precision that really runs shows in /v1/models and the metric label."""
     install_pose_oracle(tmp_path, "pose", instances={"backend": "openvino", "precision": "auto", "device": "cpu"})
@@ -204,10 +202,12 @@ def test_the_engine_serves_what_each_config_asks_and_shows_it(tmp_path: Path) ->
         assert (pose["precision_warning"] is None) == (expected != "fp32")
         assert (det["backend"], det["precision"], det["precision_warning"]) == ("onnxruntime", "fp32", None)
         fell_back = str(expected == "fp32").lower()
-        assert _model_info(model="pose", version="1", weights="custom", provider=PROVIDER, fallback="false",
-                           backend="openvino", precision=expected, precision_fallback=fell_back) == 1  # fmt: skip
-        assert _model_info(model="det", version="1", weights="custom", provider=CPU, fallback="false",
-                           backend="onnxruntime", precision="fp32", precision_fallback="false") == 1  # fmt: skip
+        assert metric(REGISTRY, "pose_model_info", model="pose", version="1", weights="custom", provider=PROVIDER,
+                      fallback="false", backend="openvino", precision=expected,
+                      precision_fallback=fell_back) == 1  # fmt: skip
+        assert metric(REGISTRY, "pose_model_info", model="det", version="1", weights="custom", provider=CPU,
+                      fallback="false", backend="onnxruntime", precision="fp32",
+                      precision_fallback="false") == 1  # fmt: skip
     finally:
         engine.close(1)
 

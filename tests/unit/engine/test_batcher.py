@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from service.engine.batcher import Batcher, BatchPolicy
 from service.errors import DeadlineExceededError, InferenceError, QueueFullError, ShuttingDownError
+from tests.helpers import metric, wait_for
 
 FAR = 1e12  # a deadline that never comes
 _names = itertools.count()
@@ -39,10 +40,6 @@ def make(runner: Recorder, **policy: object) -> Batcher[int, int]:
     batcher: Batcher[int, int] = Batcher(name, [runner], BatchPolicy(**policy))  # type: ignore[arg-type]
     batcher.start()
     return batcher
-
-
-def metric(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 @pytest.mark.parametrize(("max_batch_size", "delay_ms"), [(1, 0), (4, 1), (8, 5), (32, 2)])
@@ -133,13 +130,13 @@ def test_full_queue_fails_fast() -> None:
     running = batcher.submit(0, deadline=FAR)
     assert runner.entered.wait(5)
     queued = batcher.submit_many([1, 2, 3], deadline=FAR)
-    before = metric("pose_rejected_total", reason="queue_full")
+    before = metric(REGISTRY, "pose_rejected_total", reason="queue_full")
     with pytest.raises(QueueFullError, match="queue full"):
         batcher.submit(4, deadline=FAR)
     with pytest.raises(QueueFullError):
         batcher.submit_many([5, 6], deadline=FAR)  # all or none
     assert batcher.queued == 3
-    assert metric("pose_rejected_total", reason="queue_full") == before + 3
+    assert metric(REGISTRY, "pose_rejected_total", reason="queue_full") == before + 3
     gate.set()
     assert [f.result(5) for f in [running, *queued]] == [0, 10, 20, 30]
     batcher.close(1)
@@ -151,9 +148,10 @@ def test_expired_items_fail_and_never_run() -> None:
     batcher = make(runner, max_batch_size=8, max_queue_delay_s=0.0)
     running = batcher.submit(0, deadline=FAR)
     assert runner.entered.wait(5)
-    doomed = batcher.submit(1, deadline=time.monotonic() + 0.01)
+    expiry = time.monotonic() + 0.01
+    doomed = batcher.submit(1, deadline=expiry)
     alive = batcher.submit(2, deadline=FAR)
-    time.sleep(0.05)
+    wait_for(lambda: time.monotonic() > expiry, "the clock never passed the deadline")  # while item 0 holds the gate
     gate.set()
     with pytest.raises(DeadlineExceededError, match="deadline passed"):
         doomed.result(5)
@@ -188,13 +186,13 @@ def test_a_failing_batch_fails_only_its_items_and_the_instance_recovers() -> Non
 
     batcher: Batcher[int, int] = Batcher("test-flaky", [flaky], BatchPolicy(max_batch_size=2, max_queue_delay_s=0))
     batcher.start()
-    before = metric("pose_rejected_total", reason="inference")
+    before = metric(REGISTRY, "pose_rejected_total", reason="inference")
     bad = batcher.submit_many([12, 13], deadline=FAR)
     for future in bad:
         with pytest.raises(InferenceError, match=r"test-flaky: inference failed \(RuntimeError\)"):
             future.result(5)
     assert batcher.submit(5, deadline=FAR).result(5) == 6
-    assert metric("pose_rejected_total", reason="inference") == before + 2
+    assert metric(REGISTRY, "pose_rejected_total", reason="inference") == before + 2
     batcher.close(1)
 
 
@@ -231,7 +229,7 @@ def test_shutdown_drains_the_queue_then_refuses() -> None:
     futures += batcher.submit_many([1, 2, 3, 4, 5], deadline=FAR)
     closer = threading.Thread(target=batcher.close, args=(10,))
     closer.start()
-    time.sleep(0.05)
+    wait_for(lambda: batcher.closing, "close() never began")
     with pytest.raises(ShuttingDownError):
         batcher.submit(9, deadline=FAR)
     gate.set()
@@ -246,7 +244,7 @@ def test_shutdown_fails_what_the_grace_period_cannot_finish() -> None:
     running = batcher.submit(0, deadline=FAR)
     assert runner.entered.wait(5)
     queued = batcher.submit_many([1, 2], deadline=FAR)
-    threading.Timer(0.3, gate.set).start()  # the running batch ends after the grace period
+    queued[-1].add_done_callback(lambda _: gate.set())  # the running batch ends only once the grace period is over
     assert batcher.close(0.05) == 2
     for future in queued:
         with pytest.raises(ShuttingDownError):
@@ -261,11 +259,11 @@ def test_metrics_move_as_work_flows() -> None:
     name = batcher.name
     [f.result(5) for f in batcher.submit_many([1, 2, 3], deadline=FAR)]
     batcher.close(1)
-    assert metric("pose_items_total", model=name) == 3
-    assert metric("pose_batch_size_count", model=name) == len(runner.batches)
-    assert metric("pose_batch_size_sum", model=name) == 3
-    assert metric("pose_queue_duration_seconds_count", model=name) == 3
-    assert metric("pose_queue_depth", model=name) == 0
+    assert metric(REGISTRY, "pose_items_total", model=name) == 3
+    assert metric(REGISTRY, "pose_batch_size_count", model=name) == len(runner.batches)
+    assert metric(REGISTRY, "pose_batch_size_sum", model=name) == 3
+    assert metric(REGISTRY, "pose_queue_duration_seconds_count", model=name) == 3
+    assert metric(REGISTRY, "pose_queue_depth", model=name) == 0
 
 
 def test_policy_is_checked_when_built() -> None:

@@ -16,8 +16,8 @@ from service.engine.pipeline import Detections, EstimateOptions, clip_boxes
 from service.errors import InvalidOptionsError, UnknownModelError
 from service.models.schema import Task
 from service.vision.image import decode_image
-from tests.oracles import BANDS, install_detector_oracle, install_pose_oracle
-from tests.unit.engine.test_pipeline import FAR, decoded, scene, start_engine
+from tests.helpers import FAR, decoded, start_engine
+from tests.oracles import BANDS, draw_scene, install_detector_oracle, install_pose_oracle
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_clip_boxes_keeps_every_box_and_its_index() -> None:
 
 
 def test_detect_then_queue_poses_is_estimate(engine: Engine) -> None:
-    image = decoded(scene(PEOPLE))
+    image = decoded(draw_scene(PEOPLE))
 
     async def steps() -> tuple:
         deadline = time.monotonic() + FAR
@@ -66,7 +66,7 @@ def test_detect_then_queue_poses_is_estimate(engine: Engine) -> None:
 
 def test_pose_step_plans_from_the_detections_and_gives_back_the_room_not_needed(engine: Engine) -> None:
     """The one step of requests and stream frames: the plan sees the detections, the room shrinks to its boxes."""
-    image = decoded(scene(PEOPLE))
+    image = decoded(draw_scene(PEOPLE))
     pipeline = engine.pipeline
     pose, detector = pipeline.model(None, Task.POSE), pipeline.model(None, Task.DETECT)
     seen: list[int | None] = []
@@ -106,7 +106,7 @@ def test_pose_step_plans_from_the_detections_and_gives_back_the_room_not_needed(
 
 
 def test_queue_poses_clips_and_carries_the_callers_scores(engine: Engine) -> None:
-    image = decoded(scene(PEOPLE))
+    image = decoded(draw_scene(PEOPLE))
     boxes = np.array([[20, 40, 180, 420], [250, -50, 390, 310]], np.float32)  # the second pokes out at the top
     scores = np.array([0.42, 0.77], np.float32)
     pending = engine.pipeline.queue_poses(image, boxes, scores, deadline=time.monotonic() + FAR)
@@ -120,7 +120,7 @@ def test_queue_poses_clips_and_carries_the_callers_scores(engine: Engine) -> Non
 
 
 def test_detect_reports_original_pixels_of_a_downscaled_decode(engine: Engine) -> None:
-    big = cv2.resize(scene(PEOPLE), (2560, 1920), interpolation=cv2.INTER_NEAREST)  # 4x the scene
+    big = cv2.resize(draw_scene(PEOPLE), (2560, 1920), interpolation=cv2.INTER_NEAREST)  # 4x the scene
     ok, data = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 98])
     assert ok
     image = decode_image(data.tobytes(), max_pixels=10**8, min_long_side=640)

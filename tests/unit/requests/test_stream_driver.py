@@ -28,7 +28,8 @@ from service.requests.admission import checked_finite
 from service.requests.budget import ByteBudget, DecodeBudget
 from service.requests.streams import FrameIn, FrameOut, Incoming, StreamParams, StreamRegistry, serve_stream
 from service.wire.results import PoseResult
-from tests.oracles import BANDS, POSE_FIELDS, install_detector_oracle, install_model, slow_pose_oracle
+from tests.helpers import install_slow_pose, slow_pose
+from tests.oracles import BANDS, install_detector_oracle
 from tests.streams import HEAD_CHANNELS, frame, install_tracking_pose, walk
 
 IDLE_S = 0.5
@@ -38,8 +39,8 @@ IDLE_S = 0.5
 def requests(tmp_path: Path) -> Iterator[PoseRequests]:
     install_tracking_pose(tmp_path, batching={"max_batch_size": 8, "max_queue_delay_ms": 1})
     install_detector_oracle(tmp_path, "det", bands=BANDS)
-    install_model(tmp_path, "slow", slow_pose_oracle((192, 256), HEAD_CHANNELS, out_channels=128, kernel=15),
-                  **POSE_FIELDS, batching={"max_batch_size": 1, "max_queue_delay_ms": 0})  # fmt: skip
+    # a frame of "slow" takes far longer than the loop takes to hand a stream its messages (tens of microseconds)
+    install_slow_pose(tmp_path, "slow", slow_pose(0.05).layers, channels=HEAD_CHANNELS, max_batch_size=1)
     settings = Settings(model_repository=tmp_path, model="pose", detector="det", extra_models=["slow"], warmup=False,
                         max_streams=1, stream_idle_timeout_s=IDLE_S)  # fmt: skip
     layer = PoseRequests(Engine(settings), settings)

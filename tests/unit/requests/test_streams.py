@@ -14,7 +14,8 @@ from service.engine.engine import Engine
 from service.errors import BadImageError, StreamIdleError, TooManyStreamsError
 from service.requests import EncodedImage, PoseRequests
 from service.requests.streams import FrameIn, FrameOut, StreamParams, StreamRegistry
-from tests.oracles import BANDS, POSE_FIELDS, install_detector_oracle, install_model, slow_pose_oracle
+from tests.helpers import install_slow_pose
+from tests.oracles import BANDS, install_detector_oracle
 from tests.streams import HEAD_CHANNELS, frame, install_tracking_pose, walk
 
 
@@ -22,8 +23,7 @@ from tests.streams import HEAD_CHANNELS, frame, install_tracking_pose, walk
 def requests(tmp_path: Path) -> Iterator[PoseRequests]:
     install_tracking_pose(tmp_path, batching={"max_batch_size": 8, "max_queue_delay_ms": 1})
     install_detector_oracle(tmp_path, "det", bands=BANDS)
-    install_model(tmp_path, "slow", slow_pose_oracle((192, 256), HEAD_CHANNELS, out_channels=64),
-                  **POSE_FIELDS, batching={"max_batch_size": 1, "max_queue_delay_ms": 0})  # fmt: skip
+    install_slow_pose(tmp_path, "slow", 4, channels=HEAD_CHANNELS, max_batch_size=1)
     settings = Settings(model_repository=tmp_path, model="pose", detector="det", extra_models=["slow"], warmup=False,
                         max_streams=1, stream_idle_timeout_s=0.5)  # fmt: skip
     layer = PoseRequests(Engine(settings), settings)

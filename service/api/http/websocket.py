@@ -1,0 +1,236 @@
+"""WebSocket camera streams (``/v1/stream``): a thin transport over the request layer's stream session.
+
+The same :class:`~service.requests.streams.StreamSession` as gRPC's ``Stream`` (tracking,
+``det_interval``, drop-oldest, in-band frame errors, smoothing), in the same
+:class:`~service.requests.streams.StreamRegistry` (``POSE_MAX_STREAMS`` counts both
+transports). This module only speaks WebSocket (the wire is ``service/wire/websocket.py``,
+the messages ``stream_messages.py``):
+
+1. the handshake: the key (``Authorization`` header, or a ``bearer.<base64url>``
+   subprotocol) is checked before anything else is read or answered (401, as an HTTP
+   answer: no WebSocket is opened); then the ``Origin`` (a browser's) must be this host's or
+   one of POSE_CORS_ORIGINS (403), and a subprotocol list must offer ``pose.v1`` (400);
+2. accepted (echoing ``pose.v1`` when offered); the service must serve (else one JSON error
+   and 1013 / 1001);
+3. the first message, text, within POSE_STREAM_IDLE_TIMEOUT_S: the config (a bad one: one
+   JSON error, then 1008); then binary frames, read as fast as they come (the session drops
+   the oldest waiting when the client is faster than the service); text where a frame
+   belongs, or a message shorter than the header, ends the stream (1008); an empty binary
+   message ends the input (answers still come, then 1000);
+4. answers in frame order as they are ready; on shutdown a stream answers what it took,
+   then gets ``shutting_down`` and 1001.
+
+Request metrics with ``protocol="websocket"``, endpoint ``/v1/stream``; the code label is the
+HTTP status of a refused handshake ("401"), the close code the service sent ("1000",
+"1008", ...), or "499" when the client went away first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+from fastapi import WebSocket
+from fastapi.responses import JSONResponse
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from service import metrics
+from service.api.http import stream_messages
+from service.api.http.errors import error_body, error_response
+from service.api.observe import internal_message, record_request, request_id_from, unhandled
+from service.errors import BadRequestError, PoseError, ShuttingDownError, StreamIdleError
+from service.logs import request_id
+from service.requests.layer import PoseRequests
+from service.requests.streams import StreamRegistry, StreamSession
+from service.wire import websocket as wire
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT = "/v1/stream"
+CLIENT_CLOSED = "499"
+
+
+class _ClientGoneError(Exception):
+    """The client closed the connection (or it broke): nothing more can be sent."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"client closed with {code}")
+        self.code = code
+
+
+class WebSocketStreams:
+    """Every WebSocket stream of the app: the endpoint, and shutdown's drain."""
+
+    def __init__(self, requests: PoseRequests, registry: StreamRegistry) -> None:
+        self.requests = requests
+        self.registry = registry
+        self._sessions: set[StreamSession] = set()
+        self._draining = False
+        self._active = 0
+        self._idle = asyncio.Condition()
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        """One stream, handshake to close: request id, metrics and the access line around :meth:`_serve`."""
+        started = time.perf_counter()
+        token = request_id.set(request_id_from(websocket.headers.get("x-request-id")))
+        status = CLIENT_CLOSED  # unless _serve says otherwise (it is cancelled only when the server cuts it)
+        async with self._idle:
+            self._active += 1
+        metrics.REQUESTS_IN_PROGRESS.labels("websocket").inc()
+        try:
+            status = await self._serve(websocket)
+        finally:
+            metrics.REQUESTS_IN_PROGRESS.labels("websocket").dec()
+            record_request("websocket", ENDPOINT, status, time.perf_counter() - started, f"WS {ENDPOINT}")
+            async with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+            request_id.reset(token)
+
+    async def _serve(self, websocket: WebSocket) -> str:
+        """Returns the status to record (see the module's docstring)."""
+        refusal = self._handshake_refusal(websocket)
+        if refusal is not None:
+            await websocket.send_denial_response(refusal)
+            return str(refusal.status_code)
+        offered = websocket.scope.get("subprotocols") or []
+        await websocket.accept(subprotocol=wire.SUBPROTOCOL if offered else None)
+        try:
+            await self._stream(websocket)
+        except _ClientGoneError as gone:
+            return str(gone.code) if gone.code == wire.MESSAGE_TOO_BIG else CLIENT_CLOSED
+        except WebSocketDisconnect:
+            return CLIENT_CLOSED
+        except PoseError as error:
+            return await _close_with(websocket, error)
+        except Exception as exc:
+            message = unhandled(exc)
+            return await _close_with(websocket, PoseError(message), logged=True)
+        await websocket.close(wire.NORMAL)
+        return str(wire.NORMAL)
+
+    def _handshake_refusal(self, websocket: WebSocket) -> JSONResponse | None:
+        """The HTTP answer that refuses the handshake (None: go on). The key comes first: nothing else is answered
+        to a client without it."""
+        offered = websocket.scope.get("subprotocols") or []
+        authorization = websocket.headers.get("authorization")
+        if authorization is None:
+            key = wire.bearer_from_subprotocols(offered)
+            authorization = None if key is None else f"Bearer {key}"
+        try:
+            self.requests.authorize(authorization)
+        except PoseError as error:
+            return error_response(error)
+        origin = websocket.headers.get("origin")
+        if origin is not None and not _origin_allowed(origin, websocket.headers.get("host"), self.requests):
+            return JSONResponse(error_body("forbidden", f"origin {origin} may not open streams (POSE_CORS_ORIGINS)"),
+                                status_code=HTTPStatus.FORBIDDEN)  # fmt: skip
+        if offered and wire.SUBPROTOCOL not in offered:
+            message = f"offer the subprotocol {wire.SUBPROTOCOL!r} (and, for auth, 'bearer.<base64url key>')"
+            return error_response(BadRequestError(message))
+        return None
+
+    async def _stream(self, websocket: WebSocket) -> None:
+        """Config, then frames in and answers out, until the input ends.
+
+        Raises:
+            PoseError: the stream ends with this error (sent, then the close).
+            _ClientGoneError: the client went away.
+        """
+        self.requests.check_open()
+        text = await self._first_message(websocket)
+        self.requests.check_open()  # the gate may have closed (shutdown) while the config was awaited
+        params = stream_messages.stream_params_from(text)
+        async with self.registry.session(params) as session:
+            self._sessions.add(session)
+            reader = asyncio.create_task(_read_frames(websocket, session))
+            try:
+                async for out in session.results():
+                    await websocket.send_text(json.dumps(stream_messages.answer(out)))
+            finally:
+                reader.cancel()
+                self._sessions.discard(session)
+        if self._draining:
+            raise ShuttingDownError("the service is shutting down: reconnect to another instance")
+
+    async def _first_message(self, websocket: WebSocket) -> str:
+        """The config's text, within the idle timeout.
+
+        Raises:
+            StreamIdleError, BadRequestError, _ClientGoneError.
+        """
+        idle_s = self.requests.settings.stream_idle_timeout_s
+        try:
+            message = await asyncio.wait_for(websocket.receive(), timeout=idle_s)
+        except TimeoutError:
+            raise StreamIdleError(f"no config for {idle_s:g} s: the stream is closed") from None
+        if message["type"] == "websocket.disconnect":
+            raise _ClientGoneError(message.get("code", 1005))
+        text = message.get("text")
+        if text is None:
+            raise BadRequestError("the first message of a stream must be its config, as JSON text ({} for defaults)")
+        return str(text)
+
+    def drain(self) -> None:
+        """Shutdown: every stream stops taking frames, answers what it took, then ends (shutting_down, 1001)."""
+        self._draining = True
+        for session in list(self._sessions):
+            session.close_input()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no stream is open; False if ``timeout_s`` ran out first."""
+        async with self._idle:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._idle.wait_for(lambda: self._active == 0)
+            except TimeoutError:
+                return False
+        return True
+
+
+async def _read_frames(websocket: WebSocket, session: StreamSession) -> None:
+    """Read messages as fast as they come (so the client's socket never stalls); the session drops."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            session.fail(_ClientGoneError(message.get("code", 1005)))
+            return
+        data = message.get("bytes")
+        if data is None:
+            session.fail(BadRequestError("a frame must be one binary message (16-byte header, then the image)"))
+            return
+        if not data:  # the client's "no more frames"
+            session.close_input()
+            return
+        try:
+            session.offer(stream_messages.frame_from(data))
+        except BadRequestError as error:
+            session.fail(error)
+            return
+
+
+def _origin_allowed(origin: str, host: str | None, requests: PoseRequests) -> bool:
+    """A browser's page may open a stream when it was served by this host, or its origin is in POSE_CORS_ORIGINS."""
+    allowed = requests.settings.cors_origins
+    return "*" in allowed or origin in allowed or (host is not None and urlsplit(origin).netloc == host)
+
+
+async def _close_with(websocket: WebSocket, error: PoseError, *, logged: bool = False) -> str:
+    """Send ``error`` as the stream's last message and close with its code; returns the code (as a status)."""
+    code = wire.close_code(error.http_status, error.code)
+    message = error.message
+    if error.http_status >= HTTPStatus.INTERNAL_SERVER_ERROR and not logged:
+        logger.error("ending a stream with %s: %s", error.code, message)
+        message = internal_message(message)
+    if websocket.application_state is WebSocketState.CONNECTED:
+        try:
+            await websocket.send_text(stream_messages.error_message(error.code, message))
+            # a close reason is at most 123 bytes: the JSON message above says it all
+            await websocket.close(code, error.code)
+        except WebSocketDisconnect:
+            return CLIENT_CLOSED
+    return str(code)
