@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         ge=0,
         description="Memory for gRPC request messages in flight, all calls together: a call holds "
         "POSE_GRPC_MAX_MESSAGE_BYTES until its message is read, then the message's size, until it ends; a call that "
-        "does not fit is refused at once (RESOURCE_EXHAUSTED message_budget). 0 = the decode budget's size. At "
+        "does not fit is refused at once (RESOURCE_EXHAUSTED message_budget). 0 = half the decode budget's size. At "
         "least POSE_GRPC_MAX_MESSAGE_BYTES.",
     )
 
@@ -221,7 +221,7 @@ class Settings(BaseSettings):
         if budget and budget < largest:
             raise ValueError(
                 f"POSE_GRPC_MESSAGE_BUDGET_BYTES = {budget} cannot hold one message of POSE_GRPC_MAX_MESSAGE_BYTES = "
-                f"{largest}: raise it (or set 0 for the decode budget's size), or lower POSE_GRPC_MAX_MESSAGE_BYTES"
+                f"{largest}: raise it (0: half the decode budget's size), or lower POSE_GRPC_MAX_MESSAGE_BYTES"
             )
         return self
 

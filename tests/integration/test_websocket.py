@@ -252,7 +252,7 @@ def test_stream_slots_are_shared_with_grpc_and_freed_when_a_client_goes_away(ser
         call = stub.Stream(grpc_stream(), timeout=30)
         next(call)
         try:
-            with open_stream(server, {}) as ws:
+            with open_stream(server) as ws:  # refused as it opens, before any message (a config would meet a close)
                 messages, close = closing(ws)
             assert close == 1013
             assert messages[0]["error"]["code"] == "too_many_streams"

@@ -111,9 +111,8 @@ class IntakeInterceptor(grpc.aio.ServerInterceptor):
             try:
                 self.servicer.requests.authorize(given)
             except UnauthorizedError as error:
-                return cast(
-                    grpc.RpcMethodHandler[Req, Resp], self.servicer.refusal(method.removeprefix(self._prefix), error)
-                )
+                refusal = self.servicer.refusal(method.removeprefix(self._prefix), error)
+                return cast("grpc.RpcMethodHandler[Req, Resp]", refusal)  # (grpc's class is not generic at run time)
             return await continuation(handler_call_details)
         handler = await continuation(handler_call_details)
         return None if handler is None else self._bounded(handler)

@@ -266,7 +266,10 @@ class PoseServicer:
             deadline = None if timeout is None else self.requests.deadline(timeout)
 
             async def send(out: FrameOut) -> None:
-                await context.write(messages.stream_response(out))
+                try:
+                    await context.write(messages.stream_response(out))
+                except ExecuteBatchError:  # gRPC has ended the call (the client went away)
+                    raise CallEndedError("gRPC ended the call before an answer could be written") from None
 
             await serve_stream(self.streams, _incoming(context), send, deadline=deadline, protocol="grpc")
 

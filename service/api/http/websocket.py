@@ -1,10 +1,11 @@
-"""WebSocket camera streams (``/v1/stream``): a thin transport over the request layer's stream session.
+"""WebSocket camera streams (``/v1/stream``): a thin transport over the request layer's stream driver.
 
-The same :class:`~service.requests.streams.StreamSession` as gRPC's ``Stream`` (tracking,
-``det_interval``, drop-oldest, in-band frame errors, smoothing), in the same
-:class:`~service.requests.streams.StreamRegistry` (``POSE_MAX_STREAMS`` counts both
-transports). This module only speaks WebSocket (the wire is ``service/wire/websocket.py``,
-the messages ``stream_messages.py``):
+The same :func:`~service.requests.streams.serve_stream` as gRPC's ``Stream`` (the slot from
+the start, the config within the idle timeout, tracking, ``det_interval``, drop-oldest in
+the buffer and the decode budget, in-band frame errors, smoothing, the shutdown drain), in
+the same :class:`~service.requests.streams.StreamRegistry` (``POSE_MAX_STREAMS`` counts
+both transports). This module only speaks WebSocket (the wire is
+``service/wire/websocket.py``, the messages ``stream_messages.py``):
 
 1. the handshake: the key (``Authorization`` header, or a ``bearer.<base64url>``
    subprotocol) is checked before anything else is read or answered (401, as an HTTP
@@ -17,8 +18,8 @@ the messages ``stream_messages.py``):
    the oldest waiting when the client is faster than the service); text where a frame
    belongs, or a message shorter than the header, ends the stream (1008); an empty binary
    message ends the input (answers still come, then 1000);
-4. answers in frame order as they are ready; on shutdown a stream answers what it took,
-   then gets ``shutting_down`` and 1001.
+4. answers in frame order as they are ready; on shutdown a stream reads no more, drops
+   what waits (reported), answers what is in flight, then gets ``shutting_down`` and 1001.
 
 Request metrics with ``protocol="websocket"``, endpoint ``/v1/stream``; the code label is the
 HTTP status of a refused handshake ("401"), the close code the service sent ("1000",
@@ -31,6 +32,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
@@ -42,10 +44,10 @@ from service import metrics
 from service.api.http import stream_messages
 from service.api.http.errors import error_body, error_response
 from service.api.observe import internal_message, record_request, request_id_from, unhandled
-from service.errors import BadRequestError, PoseError, ShuttingDownError, StreamIdleError
+from service.errors import BadRequestError, CallEndedError, PoseError
 from service.logs import request_id
 from service.requests.layer import PoseRequests
-from service.requests.streams import StreamRegistry, StreamSession
+from service.requests.streams import FrameOut, Incoming, StreamRegistry, serve_stream
 from service.wire import websocket as wire
 
 logger = logging.getLogger(__name__)
@@ -54,12 +56,13 @@ ENDPOINT = "/v1/stream"
 CLIENT_CLOSED = "499"
 
 
-class _ClientGoneError(Exception):
-    """The client closed the connection (or it broke): nothing more can be sent."""
+class _ClientGoneError(CallEndedError):
+    """The client closed the connection (or it broke, or sent a message over the size limit): nothing more can be
+    sent."""
 
     def __init__(self, code: int) -> None:
         super().__init__(f"client closed with {code}")
-        self.code = code
+        self.close_code = code
 
 
 class WebSocketStreams:
@@ -68,8 +71,6 @@ class WebSocketStreams:
     def __init__(self, requests: PoseRequests, registry: StreamRegistry) -> None:
         self.requests = requests
         self.registry = registry
-        self._sessions: set[StreamSession] = set()
-        self._draining = False
         self._active = 0
         self._idle = asyncio.Condition()
 
@@ -102,7 +103,7 @@ class WebSocketStreams:
         try:
             await self._stream(websocket)
         except _ClientGoneError as gone:
-            return str(gone.code) if gone.code == wire.MESSAGE_TOO_BIG else CLIENT_CLOSED
+            return str(gone.close_code) if gone.close_code == wire.MESSAGE_TOO_BIG else CLIENT_CLOSED
         except WebSocketDisconnect:
             return CLIENT_CLOSED
         except PoseError as error:
@@ -135,51 +136,25 @@ class WebSocketStreams:
         return None
 
     async def _stream(self, websocket: WebSocket) -> None:
-        """Config, then frames in and answers out, until the input ends.
+        """The stream, from the accepted connection to the end of its input (see serve_stream).
 
         Raises:
             PoseError: the stream ends with this error (sent, then the close).
             _ClientGoneError: the client went away.
         """
-        self.requests.check_open()
-        text = await self._first_message(websocket)
-        self.requests.check_open()  # the gate may have closed (shutdown) while the config was awaited
-        params = stream_messages.stream_params_from(text)
-        async with self.registry.session(params) as session:
-            self._sessions.add(session)
-            reader = asyncio.create_task(_read_frames(websocket, session))
+
+        async def send(out: FrameOut) -> None:
             try:
-                async for out in session.results():
-                    await websocket.send_text(json.dumps(stream_messages.answer(out)))
-            finally:
-                reader.cancel()
-                self._sessions.discard(session)
-        if self._draining:
-            raise ShuttingDownError("the service is shutting down: reconnect to another instance")
+                await websocket.send_text(json.dumps(stream_messages.answer(out)))
+            except WebSocketDisconnect as gone:
+                raise _ClientGoneError(gone.code) from None
 
-    async def _first_message(self, websocket: WebSocket) -> str:
-        """The config's text, within the idle timeout.
-
-        Raises:
-            StreamIdleError, BadRequestError, _ClientGoneError.
-        """
-        idle_s = self.requests.settings.stream_idle_timeout_s
-        try:
-            message = await asyncio.wait_for(websocket.receive(), timeout=idle_s)
-        except TimeoutError:
-            raise StreamIdleError(f"no config for {idle_s:g} s: the stream is closed") from None
-        if message["type"] == "websocket.disconnect":
-            raise _ClientGoneError(message.get("code", 1005))
-        text = message.get("text")
-        if text is None:
-            raise BadRequestError("the first message of a stream must be its config, as JSON text ({} for defaults)")
-        return str(text)
+        await serve_stream(self.registry, _incoming(websocket), send, protocol="websocket")
 
     def drain(self) -> None:
-        """Shutdown: every stream stops taking frames, answers what it took, then ends (shutting_down, 1001)."""
-        self._draining = True
-        for session in list(self._sessions):
-            session.close_input()
+        """Shutdown: every stream ends once it has answered what it took (the registry's drain; the process drains
+        it at SIGTERM already)."""
+        self.registry.drain()
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no stream is open; False if ``timeout_s`` ran out first."""
@@ -192,25 +167,35 @@ class WebSocketStreams:
         return True
 
 
-async def _read_frames(websocket: WebSocket, session: StreamSession) -> None:
-    """Read messages as fast as they come (so the client's socket never stalls); the session drops."""
+async def _incoming(websocket: WebSocket) -> AsyncIterator[Incoming]:
+    """The stream's messages as the driver takes them: the config (text), then frames (binary, each with its header);
+    an empty binary message ends the input; a disconnect, or a message of the wrong kind, is the error it is."""
+    first = True
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
-            session.fail(_ClientGoneError(message.get("code", 1005)))
+            yield _ClientGoneError(message.get("code", 1005))
             return
-        data = message.get("bytes")
-        if data is None:
-            session.fail(BadRequestError("a frame must be one binary message (16-byte header, then the image)"))
+        text, data = message.get("text"), message.get("bytes")
+        if first and text is not None:
+            yield _config(text)
+        elif data is None:
+            yield BadRequestError("a frame must be one binary message (16-byte header, then the image)")
+        elif not data:  # the client's "no more frames"
             return
-        if not data:  # the client's "no more frames"
-            session.close_input()
-            return
-        try:
-            session.offer(stream_messages.frame_from(data))
-        except BadRequestError as error:
-            session.fail(error)
-            return
+        else:
+            try:
+                yield stream_messages.frame_from(data)
+            except BadRequestError as error:
+                yield error
+        first = False
+
+
+def _config(text: str) -> Incoming:
+    try:
+        return stream_messages.stream_params_from(text)
+    except PoseError as error:
+        return error
 
 
 def _origin_allowed(origin: str, host: str | None, requests: PoseRequests) -> bool:
