@@ -227,7 +227,9 @@ async def serve_stream(
         BadRequestError: a protocol error (a frame before the config, a second config, a message the
             transport could not read); the stream ends at once.
         InvalidOptionsError, UnknownModelError: the config.
-        Exception: whatever ``send`` raises (the transport's own failure).
+        PoseError: any error item ``incoming`` yields ends the stream at once with it (a transport yields
+            CallEndedError when its call ended under it: a cancel, a disconnect, a refused message).
+        Exception: whatever ``send`` raises (the transport's own failure; counted ``internal``).
     """
     reason = "cancelled"
     try:
