@@ -64,7 +64,7 @@ class _HttpServer(uvicorn.Server):
         for server in self.servers:
             server.close()  # no new connections, as uvicorn's own shutdown does first
         self.streams.drain()
-        if not await self.streams.wait_idle(self.drain_s):
+        if not await self.streams.in_flight.wait_idle(self.drain_s):
             logger.warning("shutdown: WebSocket streams still open after the %.1f s grace period", self.drain_s)
         await super().shutdown(sockets)
 

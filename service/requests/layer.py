@@ -37,6 +37,7 @@ from contextlib import asynccontextmanager
 from service.config import MAX_TIMEOUT_S, MIN_TIMEOUT_S, Settings, cpu_count
 from service.engine.engine import Engine
 from service.errors import BadRequestError, NotReadyError, ShuttingDownError, UnauthorizedError
+from service.inflight import InFlight
 from service.requests.admission import Admission, Estimate
 from service.requests.budget import DecodeBudget, budget_bytes
 from service.requests.images import ImageInput
@@ -60,8 +61,7 @@ class PoseRequests:
         self._admitted: set[Admission] = set()
         self._closed_at: float | None = None  # shutdown: nothing that arrives from then on is let in
         self._ended = False  # the grace period is over: what was let in ends too, nothing more is let in
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._in_flight = InFlight()
 
     def close(self) -> None:
         self._decoders.shutdown(wait=False, cancel_futures=True)
@@ -141,9 +141,9 @@ class PoseRequests:
         admission = Admission(self.engine.pipeline, self.budget, self._decoders, self.settings,
                               deadline=deadline, started=started)  # fmt: skip
         self._admitted.add(admission)
-        self._idle.clear()
         try:
-            yield admission
+            with self._in_flight.entered():
+                yield admission
         except asyncio.CancelledError:
             if not admission.ended:
                 raise  # the caller went away (or its transport cancelled it)
@@ -153,8 +153,6 @@ class PoseRequests:
             raise ShuttingDownError("the shutdown grace period ended before this request finished") from None
         finally:
             self._admitted.discard(admission)
-            if not self._admitted:
-                self._idle.set()
             admission.close()
 
     def check_open(self, arrived: float | None = None) -> None:
@@ -184,12 +182,7 @@ class PoseRequests:
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no admitted work is left; False if ``timeout_s`` ran out first."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await self._in_flight.wait_idle(timeout_s)
 
     def end_admitted(self) -> int:
         """The shutdown grace period is over: every admitted unit ends with ShuttingDownError, none is admitted.

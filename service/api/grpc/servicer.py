@@ -45,6 +45,7 @@ from service.errors import (
     MessageBudgetError,
     PoseError,
 )
+from service.inflight import InFlight
 from service.logs import request_id
 from service.requests import PoseRequests
 from service.requests.budget import ByteBudget, Charge, message_budget_bytes
@@ -133,8 +134,7 @@ class PoseServicer:
         self.streams = streams
         self.messages = messages_budget
         self.max_message = requests.settings.grpc_max_message_bytes
-        self._active = 0
-        self._idle = asyncio.Condition()
+        self.in_flight = InFlight(metrics.REQUESTS_IN_PROGRESS.labels("grpc"))
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's methods, reading their own request bytes (see the module docstring)."""
@@ -164,54 +164,43 @@ class PoseServicer:
 
         return grpc.stream_unary_rpc_method_handler(refuse)
 
-    async def wait_idle(self, timeout_s: float) -> bool:
-        """Wait until no call of this service is running; False if ``timeout_s`` ran out first."""
-        async with self._idle:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self._idle.wait_for(lambda: self._active == 0)
-            except TimeoutError:
-                return False
-        return True
-
     async def serve(self, context: grpc.aio.ServicerContext, method: str, work: Callable[[Call], Awaitable[R]]) -> R:
         """The frame of every call around ``work``: request id, metrics and access line, errors to codes."""
         call = Call(context)
         token = request_id.set(call.request_id)
         outcome = _Outcome()
-        async with self._idle:
-            self._active += 1
-        metrics.REQUESTS_IN_PROGRESS.labels("grpc").inc()
         try:
-            await context.send_initial_metadata((("x-request-id", call.request_id),))
-            try:
-                return await work(call)
-            except PoseError as exc:
-                refusal = _Refusal.of(exc, outcome)
-            except asyncio.CancelledError:
-                outcome.status = "DEADLINE_EXCEEDED" if call.past_deadline() else "CANCELLED"  # the client went away
-                raise
-            except Exception as exc:
-                outcome.status = grpc.StatusCode.INTERNAL.name
-                refusal = _Refusal(grpc.StatusCode.INTERNAL, "internal", unhandled(exc))
-            # aborted outside the except clauses: gRPC keeps the AbortError it raises (in a reference cycle with the
-            # call), which would otherwise keep our error, its frames and the request's image alive until a full GC
-            context.set_trailing_metadata(((ERROR_CODE_KEY, refusal.code),))
-            try:
-                await context.abort(refusal.grpc_code, refusal.message)
-            except ExecuteBatchError:  # gRPC had ended the call already: the client saw gRPC's status, not ours
-                _ended_by_grpc(call, refusal, outcome)
-            return None  # type: ignore[return-value]  # (abort raises; nothing can be sent after gRPC's end)
+            with self.in_flight.entered():
+                return await self._answer(call, work, outcome)
         finally:
             if call.hold is not None:
                 call.hold.release()
-            metrics.REQUESTS_IN_PROGRESS.labels("grpc").dec()
             record_request("grpc", method, outcome.status, time.perf_counter() - call.started,
                            f"gRPC /{SERVICE_NAME}/{method}", level=outcome.level, detail=outcome.detail)  # fmt: skip
-            async with self._idle:
-                self._active -= 1
-                self._idle.notify_all()
             request_id.reset(token)
+
+    async def _answer(self, call: Call, work: Callable[[Call], Awaitable[R]], outcome: _Outcome) -> R:
+        """``work``'s answer, or its error as the call's status and ``pose-error-code`` (``outcome`` says which)."""
+        context = call.context
+        await context.send_initial_metadata((("x-request-id", call.request_id),))
+        try:
+            return await work(call)
+        except PoseError as exc:
+            refusal = _Refusal.of(exc, outcome)
+        except asyncio.CancelledError:
+            outcome.status = "DEADLINE_EXCEEDED" if call.past_deadline() else "CANCELLED"  # the client went away
+            raise
+        except Exception as exc:
+            outcome.status = grpc.StatusCode.INTERNAL.name
+            refusal = _Refusal(grpc.StatusCode.INTERNAL, "internal", unhandled(exc))
+        # aborted outside the except clauses: gRPC keeps the AbortError it raises (in a reference cycle with the
+        # call), which would otherwise keep our error, its frames and the request's image alive until a full GC
+        context.set_trailing_metadata(((ERROR_CODE_KEY, refusal.code),))
+        try:
+            await context.abort(refusal.grpc_code, refusal.message)
+        except ExecuteBatchError:  # gRPC had ended the call already: the client saw gRPC's status, not ours
+            _ended_by_grpc(call, refusal, outcome)
+        return None  # type: ignore[return-value]  # (abort raises; nothing can be sent after gRPC's end)
 
     async def _read_one(self, call: Call) -> bytes:
         """The call's one request message, read once the message budget holds room for the largest one.
@@ -364,7 +353,7 @@ class GrpcServer:
         # let the watchers' NOT_SERVING go out before the server stops taking calls and, later, cuts them
         await asyncio.sleep(min(ANNOUNCE_S, grace_s))
         stopping = asyncio.create_task(self._server.stop(grace_s))
-        if not await self.servicer.wait_idle(grace_s):
+        if not await self.servicer.in_flight.wait_idle(grace_s):
             logger.warning("shutdown: gRPC calls still running after the %.1f s grace period", grace_s)
         # what is left (health watchers, reflection streams) would hold the server to the end of the grace period
         await self._server.stop(None)

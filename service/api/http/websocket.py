@@ -28,7 +28,6 @@ HTTP status of a refused handshake ("401"), the close code the service sent ("10
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -45,6 +44,7 @@ from service.api.http import stream_messages
 from service.api.http.errors import error_body, error_response
 from service.api.observe import internal_message, record_request, request_id_from, unhandled
 from service.errors import BadRequestError, CallEndedError, PoseError
+from service.inflight import InFlight
 from service.logs import request_id
 from service.requests.layer import PoseRequests
 from service.requests.streams import FrameOut, Incoming, StreamRegistry, serve_stream
@@ -71,25 +71,18 @@ class WebSocketStreams:
     def __init__(self, requests: PoseRequests, registry: StreamRegistry) -> None:
         self.requests = requests
         self.registry = registry
-        self._active = 0
-        self._idle = asyncio.Condition()
+        self.in_flight = InFlight(metrics.REQUESTS_IN_PROGRESS.labels("websocket"))
 
     async def endpoint(self, websocket: WebSocket) -> None:
         """One stream, handshake to close: request id, metrics and the access line around :meth:`_serve`."""
         started = time.perf_counter()
         token = request_id.set(request_id_from(websocket.headers.get("x-request-id")))
         status = CLIENT_CLOSED  # unless _serve says otherwise (it is cancelled only when the server cuts it)
-        async with self._idle:
-            self._active += 1
-        metrics.REQUESTS_IN_PROGRESS.labels("websocket").inc()
         try:
-            status = await self._serve(websocket)
+            with self.in_flight.entered():
+                status = await self._serve(websocket)
         finally:
-            metrics.REQUESTS_IN_PROGRESS.labels("websocket").dec()
             record_request("websocket", ENDPOINT, status, time.perf_counter() - started, f"WS {ENDPOINT}")
-            async with self._idle:
-                self._active -= 1
-                self._idle.notify_all()
             request_id.reset(token)
 
     async def _serve(self, websocket: WebSocket) -> str:
@@ -155,16 +148,6 @@ class WebSocketStreams:
         """Shutdown: every stream ends once it has answered what it took (the registry's drain; the process drains
         it at SIGTERM already)."""
         self.registry.drain()
-
-    async def wait_idle(self, timeout_s: float) -> bool:
-        """Wait until no stream is open; False if ``timeout_s`` ran out first."""
-        async with self._idle:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self._idle.wait_for(lambda: self._active == 0)
-            except TimeoutError:
-                return False
-        return True
 
 
 async def _incoming(websocket: WebSocket) -> AsyncIterator[Incoming]:
