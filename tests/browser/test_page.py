@@ -105,6 +105,14 @@ def test_the_webcam_streams_a_walking_person_with_one_track_id(
     assert text(driver, "people-count") == "1"
     assert float(text(driver, "fps")) > 0
     assert not driver.find_element("css selector", by_testid("error")).is_displayed()
+
+    # a setting changed while live reopens the stream with it, and the new stream keeps going (the old one's
+    # close must not end it): its answers count from 0 again
+    driver.execute_script("const field = document.getElementById('det-interval'); field.value = '5';"
+                          "field.dispatchEvent(new Event('change'))")  # fmt: skip
+    wait_for(driver, lambda: int(text(driver, "frames-answered") or 0) < 20, "the restarted stream's count")
+    wait_for(driver, lambda: int(text(driver, "frames-answered") or 0) >= 20, "20 frames on the restarted stream")
+    assert not driver.find_element("css selector", by_testid("error")).is_displayed()
     driver.find_element("css selector", by_testid("live-stop")).click()
     assert not [entry for entry in console(driver) if entry["level"] == "SEVERE"]
 

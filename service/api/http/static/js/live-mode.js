@@ -77,11 +77,14 @@ export class LiveMode {
     this.nextId = 0;
     this.running = true;
     this.stopButton.disabled = false;
-    this.stream = new PoseStream(streamConfig(), apiKey(), {
-      onAnswer: (answer) => this.answered(answer),
-      onError: (code, message) => showError(code, message),
-      onClose: () => this.halt(),
+    // a restart closes the old stream and opens this one at once: the old one's late events (its close above all)
+    // must not touch this one, so each handler acts only while its own stream is the current one
+    const stream = new PoseStream(streamConfig(), apiKey(), {
+      onAnswer: (answer) => this.stream === stream && this.answered(answer),
+      onError: (code, message) => this.stream === stream && showError(code, message),
+      onClose: () => this.stream === stream && this.halt(),
     });
+    this.stream = stream;
     this.lastSent = 0;
     this.watchFrames();
     this.timer = setInterval(() => this.pump(), 1000 / MAX_FPS);
