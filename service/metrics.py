@@ -43,7 +43,8 @@ REJECTED = Counter(
     "pose_rejected_total",
     "Work refused or failed, by reason: queue_full, deadline, shutdown, inference (per queue item); cancelled (queued "
     "items of a caller that went away); admission (requests refused before their body was read); message_budget "
-    "(gRPC calls refused before their message was read).",
+    "(gRPC calls refused before their message was read); side_reads (health and reflection calls refused while "
+    "4 of their messages were being read).",
     ["reason"],
 )
 DECODE_BUDGET_BYTES = Gauge("pose_decode_budget_bytes", "The decode memory budget (POSE_DECODE_BUDGET_BYTES resolved).")

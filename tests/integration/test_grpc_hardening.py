@@ -161,18 +161,48 @@ def test_forty_concurrent_32_mib_calls_stay_within_the_budgets_and_memory_comes_
 
 
 def test_a_call_over_the_message_budget_is_refused_at_once(server: Server) -> None:
-    """256 MiB (half the decode budget) hold eight 32 MiB reads at once: the ninth call is refused before any of its
-    bytes are read."""
+    """256 MiB (half the decode budget) hold eight 32 MiB reads at once: a ninth call, while the eight still wait for
+    their messages, is refused RESOURCE_EXHAUSTED without waiting for room; the eight are then read and answered."""
     settle(server)
     refused = metric(server, "pose_rejected_total", reason="message_budget")
-    junk = pb.EstimateRequest(image=pb.Image(encoded=b"\x01" * (32 * MiB - 64))).SerializeToString()
-    outcomes = forty_calls(server.grpc_target, [junk] * 40)
-    assert set(outcomes) <= {"INVALID_ARGUMENT/unsupported_media_type", "RESOURCE_EXHAUSTED/message_budget"}
-    # how many overlap depends on the machine; each refusal is counted, and none is anything else
-    assert (
-        metric(server, "pose_rejected_total", reason="message_budget") - refused
-        == outcomes["RESOURCE_EXHAUSTED/message_budget"]
-    )
+    release = threading.Event()
+    junk = pb.EstimateRequest(image=pb.Image(encoded=b"\x01" * 100))
+
+    def held() -> Iterator[pb.EstimateRequest]:  # the message comes only once the test says so
+        release.wait(60)
+        yield junk
+
+    with grpc.insecure_channel(server.grpc_target, options=BIG) as channel:
+        # the server registers its unary methods request-streaming (it reads the message itself), so a client may
+        # open a call and send its message later: meanwhile the call holds POSE_GRPC_MAX_MESSAGE_BYTES of the budget
+        waiting = channel.stream_unary(ESTIMATE, request_serializer=pb.EstimateRequest.SerializeToString,
+                                       response_deserializer=pb.EstimateResponse.FromString)  # fmt: skip
+        estimate = channel.unary_unary(ESTIMATE, request_serializer=pb.EstimateRequest.SerializeToString,
+                                       response_deserializer=pb.EstimateResponse.FromString)  # fmt: skip
+        holders = [waiting.future(held(), timeout=120) for _ in range(8)]
+        try:
+            end = time.monotonic() + 60
+            while metric(server, "pose_grpc_message_bytes_in_flight") < BUDGET // 2:
+                assert time.monotonic() < end, "the eight calls never held the message budget"
+                time.sleep(0.05)
+            with pytest.raises(grpc.RpcError) as info:
+                estimate(junk, timeout=120)
+            assert codes(info.value) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "message_budget")
+            assert "POSE_GRPC_MESSAGE_BUDGET_BYTES" in (info.value.details() or "")
+            assert not any(holder.done() for holder in holders), "refused while the eight still held the budget"
+        finally:
+            release.set()
+        outcomes = Counter(codes(error_or_none(holder)) for holder in holders)
+    assert outcomes == Counter({(grpc.StatusCode.INVALID_ARGUMENT, "unsupported_media_type"): 8})
+    assert metric(server, "pose_rejected_total", reason="message_budget") - refused == 1
+    assert metric(server, "pose_grpc_message_bytes_in_flight") == 0
+
+
+def error_or_none(future: grpc.Future) -> grpc.RpcError:
+    """The error a call's future ended with (the calls here all end with one)."""
+    error = future.exception(timeout=120)
+    assert isinstance(error, grpc.RpcError), f"the call succeeded: {future.result()}"
+    return error
 
 
 @pytest.fixture(scope="module")
@@ -199,12 +229,18 @@ def test_without_a_token_forty_32_mib_calls_are_refused_before_their_bytes_are_r
     assert len(answer.people) == 1
 
 
+def health_refusals(server: Server, code: str) -> float:
+    return metric(server, "pose_requests_total", protocol="grpc", endpoint="grpc.health.v1.Health/Check", code=code)
+
+
 def test_health_open_without_a_token_reads_few_messages_at_once_answers_typed_and_gives_memory_back(
     keyed_server: Server,
 ) -> None:
     """Health checks are open: forty 32 MiB ones are read at most four at a time, garbled bytes are INVALID_ARGUMENT
     (not UNKNOWN with a traceback), and the memory they took comes back."""
     base = reset_peak(keyed_server)
+    counted = {code: health_refusals(keyed_server, code) for code in ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED")}
+    busy = metric(keyed_server, "pose_rejected_total", reason="side_reads")
     junk = b"\x0a" + b"\x01" * (32 * MiB - 64)  # field 1 (service) of one byte, then bytes that are no field
     with grpc.insecure_channel(keyed_server.grpc_target, options=BIG) as channel:
         check = channel.unary_unary("/grpc.health.v1.Health/Check")
@@ -226,6 +262,13 @@ def test_health_open_without_a_token_reads_few_messages_at_once_answers_typed_an
     after = wait_for_rss(keyed_server, base + GB // 2)
     assert set(outcomes) <= {"INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"}, outcomes
     assert outcomes["INVALID_ARGUMENT"], outcomes
+    # every refusal counted with its code (and logged in one WARNING line); the answered check is not (as /healthz)
+    for code, before in counted.items():
+        assert health_refusals(keyed_server, code) - before == outcomes[code], code
+    assert metric(keyed_server, "pose_rejected_total", reason="side_reads") - busy == outcomes["RESOURCE_EXHAUSTED"]
+    lines = [r for r in log_records(keyed_server) if r["message"].startswith("gRPC /grpc.health.v1.Health/Check")]
+    assert len(lines) == 40, lines[:3]
+    assert {r["level"] for r in lines} == {"WARNING"}
     assert peak - base <= 1.5 * GB, f"peak +{(peak - base) / GB:.2f} GB"
     assert after - base <= GB // 2, f"+{(after - base) / GB:.2f} GB left after the load"
     assert "Traceback" not in keyed_server.logs()
@@ -400,8 +443,9 @@ def test_malformed_and_oversized_calls_are_typed_counted_and_logged_in_one_line(
 
 def test_a_stream_ended_by_an_oversized_frame_is_not_recorded_ok(server: Server) -> None:
     settle(server)
-    before = {code: requests_total(server, "Stream", code) for code in ("OK", "CANCELLED", "INTERNAL")}
-    ends = stream_ends(server, "cancelled")
+    codes = ("OK", "CANCELLED", "INTERNAL", "RESOURCE_EXHAUSTED")
+    before = {code: requests_total(server, "Stream", code) for code in codes}
+    ends = stream_ends(server, "too_large")
     image = raw(draw_scene(THREE[:1]))
     release = threading.Event()
 
@@ -417,12 +461,13 @@ def test_a_stream_ended_by_an_oversized_frame_is_not_recorded_ok(server: Server)
         release.set()
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # gRPC's own answer, before the service sees it
     end = time.monotonic() + 10
-    while stream_ends(server, "cancelled") - ends < 1:
+    while stream_ends(server, "too_large") - ends < 1:
         assert time.monotonic() < end, "the stream's end was not counted"
         time.sleep(0.05)
     after = {code: requests_total(server, "Stream", code) for code in before}
-    # gRPC gives the service no reason: such an end is counted as the client's cancel would be, never as OK
-    assert after["CANCELLED"] - before["CANCELLED"] == 1
+    # counted as the client saw it: gRPC's RESOURCE_EXHAUSTED (its failed read), never OK nor a cancel
+    assert after["RESOURCE_EXHAUSTED"] - before["RESOURCE_EXHAUSTED"] == 1
+    assert after["CANCELLED"] == before["CANCELLED"]
     assert after["OK"] == before["OK"]
     assert after["INTERNAL"] == before["INTERNAL"]
     assert "Traceback" not in server.logs()

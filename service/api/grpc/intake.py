@@ -20,12 +20,16 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import grpc
+from grpc import StatusCode
 from grpc._cython import cygrpc  # type: ignore[attr-defined]  # grpc's stubs do not declare its Cython core
 
+from service import metrics
+from service.api.observe import record_request
 from service.errors import CallEndedError, UnauthorizedError
 from service.requests.budget import ByteBudget
 
@@ -60,6 +64,15 @@ class _FailedReads(logging.Filter):
         return record.levelno >= logging.getLogger().getEffectiveLevel()
 
 
+class ReadFailedError(CallEndedError):
+    """gRPC failed the read of the call's next message: a message over POSE_GRPC_MAX_MESSAGE_BYTES, which gRPC has
+    answered RESOURCE_EXHAUSTED (a client's cancel or disconnect while the call waits shows as a plain EOF followed by
+    the handler's cancellation, not as a failed read: measured with grpcio 1.85). Counted as what the client saw."""
+
+    grpc_code = StatusCode.RESOURCE_EXHAUSTED
+    code = "too_large"
+
+
 def watch_failed_reads() -> None:
     """Install the filter that lets :func:`read_message` see failed reads (once per process)."""
     grpc_logger = logging.getLogger("grpc._cython.cygrpc")
@@ -72,15 +85,14 @@ async def read_message(context: grpc.aio.ServicerContext) -> bytes | None:
     """The call's next request message; None when the client has half-closed.
 
     Raises:
-        CallEndedError: gRPC ended the call (the client cancelled or went away, or sent a message over
-            POSE_GRPC_MAX_MESSAGE_BYTES).
+        ReadFailedError: gRPC failed the read (a message over POSE_GRPC_MAX_MESSAGE_BYTES).
     """
     _READ_FAILED.set(False)
     raw = await context.read()
     if isinstance(raw, bytes):
         return raw
     if _READ_FAILED.get():
-        raise CallEndedError("gRPC ended the call while its next message was awaited")
+        raise ReadFailedError("gRPC ended the call while its next message was read (a message over the size limit)")
     return None
 
 
@@ -115,29 +127,21 @@ class IntakeInterceptor(grpc.aio.ServerInterceptor):
                 return cast("grpc.RpcMethodHandler[Req, Resp]", refusal)  # (grpc's class is not generic at run time)
             return await continuation(handler_call_details)
         handler = await continuation(handler_call_details)
-        return None if handler is None else self._bounded(handler)
+        return None if handler is None else self._bounded(handler, method.removeprefix("/"))
 
     # -- health and reflection -------------------------------------------------------------------------------------
 
-    async def _read_side(self, context: grpc.aio.ServicerContext) -> bytes | None:
-        """A health or reflection message, read while fewer than SIDE_READS are (RESOURCE_EXHAUSTED otherwise)."""
-        hold = self.side.try_charge(self._largest)
-        if hold is None:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{SIDE_READS} messages are being read: retry")
-        try:
-            return await read_message(context)
-        finally:
-            hold.release()
-
-    def _bounded(self, handler: grpc.RpcMethodHandler[Req, Resp]) -> grpc.RpcMethodHandler[Req, Resp]:
-        """``handler`` reading its messages through :meth:`_read_side` (async handlers; others are left as they are)."""
+    def _bounded(self, handler: grpc.RpcMethodHandler[Req, Resp], method: str) -> grpc.RpcMethodHandler[Req, Resp]:
+        """``handler`` reading its messages through a :class:`_SideReader` (async handlers; others are left as they
+        are); ``method``: "grpc.health.v1.Health/Check" and the like."""
         behavior = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
         if not (inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior)):
             return handler
-        reader = _SideReader(self, handler.request_deserializer)
+        deserialize = handler.request_deserializer
 
         async def call(_: object, context: grpc.aio.ServicerContext) -> Any:
-            request = reader.every(context) if handler.request_streaming else await reader.one(context)
+            reader = _SideReader(self, deserialize, method, context)
+            request = reader.every() if handler.request_streaming else await reader.one()
             answers = behavior(request, context)
             if inspect.isasyncgen(answers):
                 async for answer in answers:
@@ -158,29 +162,51 @@ _INVALID = object()  # a message that is not the method's
 
 
 class _SideReader:
-    """A health or reflection method's messages, read through :meth:`IntakeInterceptor._read_side` and parsed.
+    """One health or reflection call's messages, each read while fewer than SIDE_READS are, and parsed.
 
-    The raw bytes are never kept in a frame that an abort's traceback would hold: grpc.aio
-    keeps its AbortError in a reference cycle with the call, which would keep them until a
-    full garbage collection.
+    A refusal (RESOURCE_EXHAUSTED: too many reads at once; INVALID_ARGUMENT: bytes that are
+    not the method's message, or no message) is counted in ``pose_requests_total`` with its
+    code and logged in one WARNING access line; the calls answered are not (as HTTP's
+    ``/healthz``). The raw bytes are never kept in a frame that an abort's traceback would
+    hold: grpc.aio keeps its AbortError in a reference cycle with the call, which would keep
+    them until a full garbage collection.
     """
 
-    def __init__(self, intake: IntakeInterceptor, deserialize: Callable[[bytes], Any] | None) -> None:
+    def __init__(
+        self,
+        intake: IntakeInterceptor,
+        deserialize: Callable[[bytes], Any] | None,
+        method: str,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
         self.intake = intake
         self.deserialize = deserialize or (lambda raw: raw)
+        self.method = method
+        self.context = context
+        self.started = time.perf_counter()
 
-    async def one(self, context: grpc.aio.ServicerContext) -> Any:
+    async def one(self) -> Any:
         try:
-            request = self._parse(await self.intake._read_side(context))
+            request = self._parse(await self._read())
         except CallEndedError:
             request = None
         if request is None:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call ended without its request message")
-        return await self._checked(request, context)
+            await self._refuse(grpc.StatusCode.INVALID_ARGUMENT, "the call ended without its request message")
+        return await self._checked(request)
 
-    async def every(self, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        while (request := self._parse(await self.intake._read_side(context))) is not None:
-            yield await self._checked(request, context)
+    async def every(self) -> AsyncIterator[Any]:
+        while (request := self._parse(await self._read())) is not None:
+            yield await self._checked(request)
+
+    async def _read(self) -> bytes | None:
+        hold = self.intake.side.try_charge(self.intake._largest)
+        if hold is None:
+            metrics.REJECTED.labels("side_reads").inc()
+            await self._refuse(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{SIDE_READS} messages are being read: retry")
+        try:
+            return await read_message(self.context)
+        finally:
+            hold.release()
 
     def _parse(self, raw: bytes | None) -> Any:
         if raw is None:
@@ -190,8 +216,12 @@ class _SideReader:
         except Exception:  # protobuf raises DecodeError; anything else is the same client mistake
             return _INVALID
 
-    @staticmethod
-    async def _checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def _checked(self, request: Any) -> Any:
         if request is _INVALID:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request is not this method's message")
+            await self._refuse(grpc.StatusCode.INVALID_ARGUMENT, "the request is not this method's message")
         return request
+
+    async def _refuse(self, code: grpc.StatusCode, message: str) -> NoReturn:
+        record_request("grpc", self.method, code.name, time.perf_counter() - self.started, f"gRPC /{self.method}",
+                       level=logging.WARNING, detail=message)  # fmt: skip
+        await self.context.abort(code, message)

@@ -34,7 +34,13 @@ from grpc_reflection.v1alpha import reflection
 
 from service import metrics
 from service.api.grpc import messages
-from service.api.grpc.intake import ExecuteBatchError, IntakeInterceptor, read_message, watch_failed_reads
+from service.api.grpc.intake import (
+    ExecuteBatchError,
+    IntakeInterceptor,
+    ReadFailedError,
+    read_message,
+    watch_failed_reads,
+)
 from service.api.observe import internal_message, record_request, request_id_from, unhandled
 from service.config import MAX_TIMEOUT_S, MIN_TIMEOUT_S, Settings
 from service.errors import (
@@ -81,7 +87,7 @@ class _Refusal:
     grpc_code: grpc.StatusCode
     code: str
     message: str
-    no_message: bool = False  # the request message never came
+    no_message: bool = False  # the request message never came, or gRPC failed its read
 
     @classmethod
     def of(cls, error: PoseError, outcome: _Outcome) -> _Refusal:
@@ -93,7 +99,7 @@ class _Refusal:
             message = internal_message(message)
         elif isinstance(error, MalformedMessageError):
             outcome.level = logging.WARNING  # a client sending bytes that are not the method's message
-        return cls(error.grpc_code, error.code, message, isinstance(error, _NoMessageError))
+        return cls(error.grpc_code, error.code, message, isinstance(error, _NoMessageError | ReadFailedError))
 
 
 class Call:
@@ -269,16 +275,17 @@ def _ended_by_grpc(call: Call, refusal: _Refusal, outcome: _Outcome) -> None:
     """How a call ended that gRPC had ended before the service's answer could be sent.
 
     What the client saw was gRPC's own status: DEADLINE_EXCEEDED past its deadline; for a call
-    whose message never came, RESOURCE_EXHAUSTED (how gRPC refuses a message over
-    POSE_GRPC_MAX_MESSAGE_BYTES, before any of it is buffered; a client that cancels while
-    sending its message ends the same way here, and cannot be told apart); else CANCELLED.
+    whose message never came or whose read gRPC failed (a unary call's one message, a stream's
+    next frame), RESOURCE_EXHAUSTED (how gRPC refuses a message over POSE_GRPC_MAX_MESSAGE_BYTES,
+    before any of it is buffered; a client that loses its connection in the middle of sending a
+    message ends the same way here, and cannot be told apart); else CANCELLED.
     """
     if call.past_deadline():
         outcome.status, outcome.level, outcome.detail = "DEADLINE_EXCEEDED", logging.INFO, "the deadline passed"
     elif refusal.no_message:
         outcome.status, outcome.level = "RESOURCE_EXHAUSTED", logging.WARNING
-        outcome.detail = ("no request message: gRPC ended the call before it came (a message over "
-                          "POSE_GRPC_MAX_MESSAGE_BYTES, or a cancel while sending it)")  # fmt: skip
+        outcome.detail = ("a request message did not come: gRPC ended the call while it was read (a message over "
+                          "POSE_GRPC_MAX_MESSAGE_BYTES, or a connection lost while sending it)")  # fmt: skip
     else:
         outcome.status, outcome.level = "CANCELLED", logging.INFO
         outcome.detail = f"the client went away before the answer ({refusal.code})"
