@@ -19,6 +19,9 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 F32 = npt.NDArray[np.float32]
+# frames closer than this (10 kHz, beyond any camera) restart the filter, as a non-increasing timestamp does: a
+# speed over such a step overflows float32 (1e-300 s apart gave inf, then NaN for every later frame of the track)
+MIN_STEP_S = 1e-4
 
 
 class OneEuroParams(BaseModel):
@@ -48,9 +51,15 @@ class OneEuroFilter:
         self._time = 0.0
 
     def __call__(self, value: F32, timestamp: float) -> F32:
-        """The filtered ``value`` at ``timestamp`` (seconds; a non-increasing one passes ``value`` through)."""
+        """The filtered ``value`` at ``timestamp`` (seconds; one less than MIN_STEP_S after the last, or earlier,
+        passes ``value`` through and restarts the filter there)."""
         value = np.asarray(value, np.float32)
-        if self._value is None or self._speed is None or self._value.shape != value.shape or timestamp <= self._time:
+        if (
+            self._value is None
+            or self._speed is None
+            or self._value.shape != value.shape
+            or not timestamp - self._time >= MIN_STEP_S
+        ):
             self._value, self._speed, self._time = value.copy(), np.zeros_like(value), timestamp
             return value
         dt = timestamp - self._time

@@ -81,3 +81,14 @@ def test_one_euro_smooths_a_still_point_and_follows_a_moving_one() -> None:
     track = [float(moving(np.array([10.0 * t], np.float32), t / 30)[0]) for t in range(90)]
     assert abs(track[-1] - 890) < 15, "a fast point is followed with little lag (beta)"
     assert moving(np.array([5.0], np.float32), 0.0)[0] == 5.0  # time going back: pass through, start over
+
+
+def test_one_euro_never_answers_a_non_finite_number_for_finite_timestamps() -> None:
+    """Timestamps 1e-300 s apart made the speed infinite, then every later value of the track NaN."""
+    smooth = OneEuroFilter(OneEuroParams())
+    out = [smooth(np.array([100.0 + t, 50.0], np.float32), stamp) for t, stamp in enumerate([1e-300, 2e-300, 0.5])]
+    assert all(np.isfinite(value).all() for value in out)
+    np.testing.assert_array_equal(out[1], [101.0, 50.0])  # too close to the last: passed through, the filter restarts
+    later = smooth(np.array([102.0, 50.0], np.float32), 0.5 + 1 / 30)
+    assert np.isfinite(later).all()
+    assert 101.0 < later[0] <= 102.0
