@@ -30,7 +30,7 @@ from service.eval.dataset import KEYPOINT_SET, EvalSet, Kind, detect_kind, load_
 from service.eval.pckh import score_mpii
 from service.eval.predictions import collect
 from service.eval.runner import MAX_BOXES, run_tasks
-from service.eval.scoring import score_boxes, score_coco, score_crowdpose, score_wholebody
+from service.eval.scoring import score_boxes, score_coco, score_crowdpose, score_wholebody, without_boxes
 from service.eval.transport import Ask, RequestFailedError, Transport
 from service.logs import configure_logging
 from service.wire.results import PoseResult
@@ -158,7 +158,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         summary["bbox"] = score_boxes(args.annotations, predictions.boxes, evalset.image_ids)
         summary["detector_backend"], summary["detector_precision"] = detector.get("backend"), detector.get("precision")
     if args.results:
-        args.results.write_text(json.dumps(predictions.keypoints))
+        # as scored: without format=coco's person box, as MMPose's results files, so that pycocotools on this file
+        # (whose loadRes takes a detection's area from a box where there is one) gives the summary's figures
+        args.results.write_text(json.dumps(without_boxes(predictions.keypoints)))
         summary["results"] = str(args.results)
     return summary
 
@@ -183,7 +185,8 @@ def finish(args: argparse.Namespace, summary: dict[str, Any]) -> int:
     kind = Kind(summary["dataset"])
     summary["published"] = report.pick_published(report.figures(summary["model"]), kind.value,
                                                  boxes=summary["boxes"] or "gt", flip_test=summary["flip_test"],
-                                                 metric=report.primary_metric(kind))  # fmt: skip
+                                                 metric=report.primary_metric(kind),
+                                                 detector=summary["detector"])  # fmt: skip
     if summary.get("bbox") is not None:
         rows = [r for r in report.figures(summary["detector"]) if r["dataset"] == report.PERSON_BOXES.get(kind)]
         summary["published_detector"] = rows[0] if rows else None

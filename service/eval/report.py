@@ -39,16 +39,18 @@ def figures(name: str | None) -> list[dict[str, Any]]:
 
 
 def pick_published(rows: list[dict[str, Any]], dataset: str, *, boxes: str, flip_test: bool | None,
-                   metric: str) -> dict[str, Any] | None:  # fmt: skip
-    """The row to compare with: same dataset and metric; then same boxes, then boxes unknown; then same flip test."""
+                   metric: str, detector: str | None = None) -> dict[str, Any] | None:  # fmt: skip
+    """The row to compare with: same dataset and metric; then same boxes, then boxes unknown; then the served
+    detector's row (where rows name their detector); then same flip test (None: the model's default, off)."""
     wanted = "gt" if boxes == "gt" else "detector"
     candidates = [r for r in rows if r["dataset"] == dataset and r["metric"] == metric]
     if not candidates:
         return None
 
-    def rank(row: dict[str, Any]) -> tuple[int, int]:
+    def rank(row: dict[str, Any]) -> tuple[int, int, int]:
         box_rank = 2 if row["boxes"] == wanted else 1 if row["boxes"] is None else 0
-        return box_rank, int(row["flip_test"] == bool(flip_test))
+        detector_rank = int(wanted == "detector" and detector is not None and row["detector"] == detector)
+        return box_rank, detector_rank, int(row["flip_test"] == bool(flip_test))
 
     return max(candidates, key=rank)
 

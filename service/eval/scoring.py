@@ -57,7 +57,8 @@ def _stats(names: Sequence[str], values: Sequence[float]) -> Stats:
     return {name: round(float(v), 6) for name, v in zip(names, values, strict=False)}
 
 
-def _without_boxes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def without_boxes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keypoint results entries as they are scored and written: without their ``bbox``."""
     return [{k: v for k, v in e.items() if k != "bbox"} for e in entries]
 
 
@@ -77,7 +78,7 @@ def score_coco(annotations: Path, entries: list[dict[str, Any]], image_ids: Sequ
         return dict.fromkeys(KEYPOINT_STATS, 0.0)
     with _quiet("load"):
         gt = COCO(str(annotations))
-        dt = gt.loadRes(_without_boxes(entries))
+        dt = gt.loadRes(without_boxes(entries))
     return _stats(KEYPOINT_STATS, _run(COCOeval(gt, dt, "keypoints"), image_ids, "keypoints"))
 
 
@@ -138,7 +139,7 @@ def score_crowdpose(annotations: Path, entries: list[dict[str, Any]],
             entries = [e for e in entries if e["image_id"] in set(image_ids)]
         with _quiet("load"):
             gt = XTCOCO(str(annotations))
-            dt = gt.loadRes(_without_boxes(entries))
+            dt = gt.loadRes(without_boxes(entries))
         evaluator = XTCOCOeval(gt, dt, "keypoints_crowd", CROWDPOSE14_SIGMAS, use_area=False)
         evaluator.params.useSegm = None
         return _stats(CROWD_STATS, _run(evaluator, None, "crowdpose"))

@@ -20,6 +20,11 @@ def test_the_row_with_the_runs_boxes_is_preferred() -> None:
     coco = report.pick_published(rows, "coco", boxes="some-detections.json", flip_test=True, metric="AP")
     assert coco["value"] == 0.725  # a detection file is a detector's boxes
     assert report.pick_published(rows, "mpii", boxes="gt", flip_test=False, metric="PCKh@0.5") is None
+    # rows that name their detector: the served one's
+    pipeline = report.figures("rtmpose-m-aic-coco")
+    for served, expected in (("rtmdet-nano", 0.732), ("rtmdet-m", 0.757)):
+        row = report.pick_published(pipeline, "coco", boxes="detector", flip_test=False, metric="AP", detector=served)
+        assert (row["value"], row["detector"]) == (expected, served)
     assert report.figures("not-a-registry-model") == []
 
 
