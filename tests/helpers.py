@@ -7,6 +7,7 @@ from each other.
   the same way; :func:`wait_for` polls a condition instead of sleeping; :func:`settle`;
 - the real server: :func:`start_server` (``python -m service`` on free loopback ports), :func:`build_repository`;
 - an Engine in process (unit tests): :func:`start_engine`, :func:`decoded`;
+- OpenVINO shown a CPU without bf16, in a server process: :func:`hide_bf16`;
 - a slow pose model sized from this machine's measured speed: :func:`slow_pose`, :func:`slow_repo`. Tests that
   need work to take time derive their box counts, deadlines and grace periods from its measured
   ``seconds_per_crop``, so they hold on a machine twice as fast or twice as slow (or on one core).
@@ -351,3 +352,31 @@ def slow_repo(root: Path, layers: int, **batching: object) -> Path:
     install_slow_pose(root, "pose", layers, **batching)
     install_detector_oracle(root, "det", bands=BANDS)
     return root
+
+
+# Imported by a server process through PYTHONPATH: OpenVINO's CPU without BF16/FP16 in its capabilities, as a CPU
+# without AVX512-BF16 or AMX reports them (OpenVINO itself stays real), so a bf16 machine runs the no-bf16 path too.
+_NO_BF16_SITECUSTOMIZE = """
+import openvino
+
+
+class _CoreWithoutBf16(openvino.Core):
+    def get_property(self, *args, **kwargs):
+        value = super().get_property(*args, **kwargs)
+        if args[1:2] == ("OPTIMIZATION_CAPABILITIES",):
+            return [c for c in value if c not in ("BF16", "FP16")]
+        return value
+
+
+openvino.Core = _CoreWithoutBf16
+"""
+
+
+def hide_bf16(folder: Path) -> Path:
+    """``folder`` holding a ``sitecustomize.py`` that hides bf16 and fp16 from OpenVINO: put it on a server's
+    PYTHONPATH (readable by any user: a container's service user too)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
+    (folder / "sitecustomize.py").write_text(_NO_BF16_SITECUSTOMIZE)
+    (folder / "sitecustomize.py").chmod(0o644)
+    return folder

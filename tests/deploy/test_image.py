@@ -30,7 +30,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.deploy.tools import ROOT
-from tests.helpers import free_port
+from tests.helpers import free_port, hide_bf16
 from tests.oracles import draw_scene
 
 pytestmark = pytest.mark.image
@@ -190,7 +190,9 @@ def test_serves_a_pose_request(ready: Container) -> None:
     assert result["model"]["pose"] == "rtmpose-m"
     assert result["model"]["weights"] == "synthetic"  # offline: ensure fell back to synthetic weights
     models = {m["name"]: m for m in httpx.get(ready.url + "/v1/models", timeout=10).json()["models"]}
-    assert models["rtmpose-m"]["provider"] == "CPUExecutionProvider"
+    for model in models.values():  # the default stays exact: ONNX Runtime fp32, although OpenVINO is in the image
+        runs = (model["backend"], model["provider"], model["precision"])
+        assert runs == ("onnxruntime", "CPUExecutionProvider", "fp32"), f"{model['name']} runs {runs}"
 
 
 def test_grpc_health_reports_serving(ready: Container) -> None:
@@ -295,12 +297,18 @@ def test_openvino_serves_and_reports_the_precision_it_runs(
 def test_bf16_on_a_cpu_without_it_stops_the_container_never_ready(
     image: str, ready: Container, openvino_precision: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """A cpu-bf16 pod on a node without bf16: exit 1 with the reason, never ready, never a silent fp32."""
+    """A cpu-bf16 pod on a node without bf16: exit 1 with the reason, never ready, never a silent fp32.
+
+    Where this CPU has bf16, the container's OpenVINO is shown a CPU without it (``hide_bf16`` on its PYTHONPATH).
+    """
     precision, why = openvino_precision
-    if precision == "bf16":
-        pytest.skip(f"{why}: the OpenVINO start above ran bf16")
     root = tmp_path_factory.mktemp("bf16")
-    with run_container(image, root, ready.volumes, POSE_BACKEND="openvino", POSE_PRECISION="bf16") as running:
+    volumes, env = dict(ready.volumes), {"POSE_BACKEND": "openvino", "POSE_PRECISION": "bf16"}
+    if precision == "bf16":
+        volumes["/opt/no-bf16"] = hide_bf16(root / "no-bf16")
+        env["PYTHONPATH"] = "/opt/no-bf16"
+        why = f"{why}, hidden from the container's OpenVINO"
+    with run_container(image, root, volumes, **env) as running:
         end = time.monotonic() + START_TIMEOUT_S
         while running.process.poll() is None and time.monotonic() < end:
             with contextlib.suppress(httpx.TransportError):

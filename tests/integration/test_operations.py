@@ -10,12 +10,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.devices import Precision
-from service.engine.openvino_backend import cpu_precisions
-from tests.helpers import PNG, SCENE, boxes_param, install_slow_pose, metric, slow_pose, start_server, wait_for
+from tests.helpers import (
+    PNG,
+    SCENE,
+    boxes_param,
+    hide_bf16,
+    install_slow_pose,
+    metric,
+    slow_pose,
+    start_server,
+    wait_for,
+)
 from tests.oracles import BANDS, install_detector_oracle, install_pose_oracle
-
-HAS_BF16 = Precision.BF16 in cpu_precisions()
 
 
 @pytest.fixture
@@ -101,16 +107,17 @@ def test_a_precision_the_runtime_cannot_give_stops_the_process_with_what_to_set(
     assert 'Set backend = \\"openvino\\"' in str(info.value)  # (JSON log line)
 
 
-@pytest.mark.skipif(HAS_BF16, reason="this CPU has bf16 in OpenVINO: bf16 starts here (test_served_on_openvino_...)")
 def test_bf16_on_openvino_on_a_cpu_without_it_stops_the_process_before_it_is_ready(
     small_repo: Path, tmp_path: Path
 ) -> None:
     """What a cpu-bf16 pod does on a node without bf16: no silent fp32, the process exits 1 with the reason.
 
-    ``start_server`` returns only on a 200 from /readyz, so the raise also says it never was ready.
+    ``start_server`` returns only on a 200 from /readyz, so the raise also says it never was ready. Where this CPU
+    has bf16, the server's OpenVINO is shown a CPU without it (``hide_bf16``).
     """
+    hook = hide_bf16(tmp_path / "no-bf16")
     with pytest.raises(RuntimeError, match="the service exited with 1") as info:
-        start_server(small_repo, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det",
+        start_server(small_repo, tmp_path / "log", POSE_MODEL="pose", POSE_DETECTOR="det", PYTHONPATH=str(hook),
                      POSE_BACKEND="openvino", POSE_PRECISION="bf16")  # fmt: skip
     message = str(info.value)
     assert "exiting: the models could not be loaded" in message
