@@ -106,6 +106,7 @@ def keypoints_of(person: dict[str, Any]) -> np.ndarray:
 def test_one_person_walking_keeps_one_id_in_frame_order(server: Server) -> None:
     path = walk((20, 60, 140, 360), (1.6, 0.2), 60)
     before = metric(server, "pose_requests_total", code="1000", endpoint="/v1/stream", protocol="websocket")
+    ends = metric(server, "pose_stream_ends_total", protocol="websocket", reason="ok")
     answers = closed_loop(server, {}, [frame([box]) for box in path])
     assert [a["frame_id"] for a in answers] == list(range(60))
     assert not any(a["dropped_frame_ids"] for a in answers)
@@ -122,6 +123,8 @@ def test_one_person_walking_keeps_one_id_in_frame_order(server: Server) -> None:
     assert {"pose", "detect"} <= set(first["timing_ms"])
     after = metric(server, "pose_requests_total", code="1000", endpoint="/v1/stream", protocol="websocket")
     assert after - before == 1
+    wait_for(lambda: metric(server, "pose_stream_ends_total", protocol="websocket", reason="ok") - ends == 1,
+             "the stream's end counted")  # fmt: skip
 
 
 def test_det_interval_5_detects_one_frame_in_five(server: Server) -> None:
