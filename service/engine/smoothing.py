@@ -58,7 +58,7 @@ class OneEuroFilter:
             self._value is None
             or self._speed is None
             or self._value.shape != value.shape
-            or not timestamp - self._time >= MIN_STEP_S
+            or not timestamp - self._time >= MIN_STEP_S  # (a NaN step too)
         ):
             self._value, self._speed, self._time = value.copy(), np.zeros_like(value), timestamp
             return value

@@ -49,7 +49,7 @@ def pick_published(rows: list[dict[str, Any]], dataset: str, *, boxes: str, flip
 
     def rank(row: dict[str, Any]) -> tuple[int, int, int]:
         box_rank = 2 if row["boxes"] == wanted else 1 if row["boxes"] is None else 0
-        detector_rank = int(wanted == "detector" and detector is not None and row["detector"] == detector)
+        detector_rank = int(detector is not None and row["detector"] == detector)  # (ground-truth rows name none)
         return box_rank, detector_rank, int(row["flip_test"] == bool(flip_test))
 
     return max(candidates, key=rank)

@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import grpc
-from grpc import StatusCode
 from grpc._cython import cygrpc  # type: ignore[attr-defined]  # grpc's stubs do not declare its Cython core
 
 from service import metrics
@@ -69,7 +68,7 @@ class ReadFailedError(CallEndedError):
     answered RESOURCE_EXHAUSTED (a client's cancel or disconnect while the call waits shows as a plain EOF followed by
     the handler's cancellation, not as a failed read: measured with grpcio 1.85). Counted as what the client saw."""
 
-    grpc_code = StatusCode.RESOURCE_EXHAUSTED
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
     code = "too_large"
 
 
